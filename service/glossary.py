@@ -1,0 +1,94 @@
+"""The Kubernetes glossary (`service/data/glossary.yaml`): kind detection and query expansion."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Term:
+    name: str
+    is_kind: bool
+    aliases: tuple[str, ...]
+    related: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Mention:
+    term: Term
+    start: int  # position in the lowercased text, to keep mentions in reading order
+    strong: bool  # named by its name or an alias (not only a related word)
+
+
+def _pattern(alias: str) -> re.Pattern[str]:
+    alias = alias.lower()
+    escaped = re.escape(alias)
+    # ASCII names need word boundaries ("rs" must not match inside "users").
+    if re.fullmatch(r"[a-z0-9 ./-]+", alias):
+        return re.compile(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])")
+    return re.compile(escaped)
+
+
+class Glossary:
+    def __init__(self, terms: list[Term]):
+        self.terms = terms
+        self._strong = [
+            (term, _pattern(alias))
+            for term in terms
+            for alias in sorted({term.name, *term.aliases}, key=len, reverse=True)
+        ]
+        self._weak = [(term, _pattern(alias)) for term in terms for alias in term.related]
+        self.by_name = {term.name.lower(): term for term in terms}
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Glossary:
+        if path is None:
+            text = (resources.files("service") / "data" / "glossary.yaml").read_text("utf-8")
+        else:
+            text = path.read_text("utf-8")
+        entries = yaml.safe_load(text) or []
+        terms = [
+            Term(
+                name=str(e["name"]),
+                is_kind=bool(e.get("kind", False)),
+                aliases=tuple(str(a) for a in e.get("aliases", []) or []),
+                related=tuple(str(a) for a in e.get("related", []) or []),
+            )
+            for e in entries
+        ]
+        return cls(terms)
+
+    def mentions(self, text: str) -> list[Mention]:
+        """Terms named in the text, first mention first; longer aliases win overlaps."""
+        lowered = text.lower()
+        taken: list[tuple[int, int]] = []
+        found: dict[str, Mention] = {}
+        for strong, table in ((True, self._strong), (False, self._weak)):
+            for term, pattern in table:
+                for match in pattern.finditer(lowered):
+                    span = match.span()
+                    if any(span[0] < end and start < span[1] for start, end in taken):
+                        continue
+                    taken.append(span)
+                    known = found.get(term.name)
+                    if known is None or (strong and not known.strong):
+                        found[term.name] = Mention(term, span[0], strong)
+        return sorted(found.values(), key=lambda m: m.start)
+
+    def kinds(self, text: str) -> list[str]:
+        """Kubernetes kinds the text names explicitly (English or Chinese)."""
+        return [m.term.name for m in self.mentions(text) if m.term.is_kind and m.strong]
+
+    def expansion(self, text: str) -> list[str]:
+        """Extra words for the keyword query: canonical names and Chinese names of terms."""
+        words: list[str] = []
+        for mention in self.mentions(text):
+            term = mention.term
+            words.append(term.name)
+            words.extend(a for a in term.aliases if not a.isascii())
+        return words

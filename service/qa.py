@@ -1,0 +1,243 @@
+"""The question-answering pipeline shared by the API, the CLI and the Slack bot:
+rewrite follow-ups -> retrieve -> decide whether the notes answer -> compose -> attach YAML."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from indexer.embedding import Embedder
+from indexer.settings import Settings
+from indexer.store import StoredIndex
+from indexer.tokenization import Tokenizer
+from service.answer import compose, idf_table, render, score_sentences, sentences_of
+from service.followup import Turn, rewrite
+from service.glossary import Glossary
+from service.retrieval import FusionConfig, Hit, Mode, Retriever
+from service.schemas import AskResponse, Citation, Scores, Snippet, YamlExampleOut
+from service.yaml_match import match_examples
+
+NOT_FOUND_ANSWER = (
+    "笔记中没有找到能回答这个问题的内容。可以换个说法，或把相关笔记加入语料后重新索引。"
+)
+
+
+@dataclass(frozen=True)
+class Confidence:
+    value: float
+    dense_top: float | None
+    coverage: float
+
+
+class QAEngine:
+    def __init__(
+        self,
+        index: StoredIndex,
+        embedder: Embedder,
+        tokenizer: Tokenizer,
+        glossary: Glossary,
+        settings: Settings,
+    ):
+        self.index = index
+        self.settings = settings
+        self.glossary = glossary
+        self.tokenizer = tokenizer
+        self.retriever = Retriever(
+            index,
+            embedder,
+            tokenizer,
+            glossary,
+            FusionConfig(
+                method=settings.fusion,
+                rrf_k=settings.rrf_k,
+                dense_weight=settings.dense_weight,
+                candidates=settings.candidates,
+            ),
+        )
+        self._idf = idf_table(self.retriever._chunk_tokens)
+        self._example_chunk = [0] * len(index.yaml)
+        self._chunk_examples: dict[int, Sequence[int]] = {}
+        for row, chunk in enumerate(index.chunks):
+            if chunk.yaml_ids:
+                self._chunk_examples[row] = chunk.yaml_ids
+            for i in chunk.yaml_ids:
+                self._example_chunk[i] = row
+
+    def confidence(self, query_tokens: Sequence[str], hits: Sequence[Hit]) -> Confidence:
+        """How sure we are that the notes answer: the best dense similarity, lifted by how
+        much of the question's (idf-weighted) vocabulary the top chunks contain."""
+        if not hits:
+            return Confidence(0.0, None, 0.0)
+        weights = {t: self._idf(t) for t in dict.fromkeys(query_tokens)}
+        total = sum(weights.values())
+        coverage = 0.0
+        if total:
+            for hit in hits[:3]:
+                tokens = self.retriever._chunk_tokens[hit.row]
+                share = sum(w for t, w in weights.items() if t in tokens) / total
+                coverage = max(coverage, share)
+        dense_values = [h.dense for h in hits if h.dense is not None]
+        dense_top = max(dense_values) if dense_values else None
+        value = coverage if dense_top is None else dense_top + 0.1 * coverage
+        return Confidence(round(value, 4), dense_top, round(coverage, 4))
+
+    def threshold(self, mode: Mode) -> float:
+        if mode == "bm25":
+            return self.settings.abstain_threshold_bm25
+        return self.settings.abstain_threshold
+
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        mode: Mode = "hybrid",
+        history: Sequence[Turn] = (),
+    ) -> AskResponse:
+        started = time.perf_counter()
+        top_k = top_k or self.settings.top_k
+        query = rewrite(question, history, self.glossary)
+        retrieval = self.retriever.search(query, mode=mode, limit=max(top_k, 3))
+        # Confidence uses only the user's own words, not the glossary's expansion.
+        own_tokens = self.tokenizer.tokenize(query)
+        conf = self.confidence(own_tokens, retrieval.hits)
+        timings = dict(retrieval.timings_ms)
+        timings["search"] = timings.get("bm25", 0.0) + timings.get("dense", 0.0) + timings.get(
+            "fuse", 0.0
+        )
+        found = bool(retrieval.hits) and conf.value >= self.threshold(mode)
+        if not found:
+            timings["total"] = (time.perf_counter() - started) * 1000
+            return AskResponse(
+                question=question,
+                rewritten_query=query,
+                found=False,
+                answer=NOT_FOUND_ANSWER,
+                confidence=conf.value,
+                snippets=[],
+                citations=[],
+                yaml_examples=[],
+                timings_ms=_round(timings),
+            )
+
+        t_answer = time.perf_counter()
+        hits = retrieval.hits[:top_k]
+        mentioned = [m.term.name for m in self.glossary.mentions(query) if m.strong]
+        candidates = [
+            s for rank, hit in enumerate(hits) for s in sentences_of(hit, rank, rank + 1)
+        ]
+        scored = score_sentences(
+            query, retrieval.query_tokens, candidates, self.tokenizer.tokenize, self._idf,
+            mentioned,
+        )
+        chosen = compose(scored, self.settings.max_answer_chars)
+        citations = [self._citation(rank + 1, hit) for rank, hit in enumerate(hits)]
+        best_by_citation: dict[int, float] = {}
+        for item in scored:
+            cid = item.sentence.citation
+            best_by_citation[cid] = max(best_by_citation.get(cid, 0.0), item.score)
+        snippets = [
+            Snippet(text=_snippet_text(hit), citation=rank + 1, score=round(hit.fused, 6))
+            for rank, hit in enumerate(hits)
+        ]
+        timings["answer"] = (time.perf_counter() - t_answer) * 1000
+
+        t_yaml = time.perf_counter()
+        kinds = self.glossary.kinds(query)
+        matched = match_examples(
+            query,
+            kinds,
+            [h.row for h in hits],
+            self.index.yaml,
+            self._example_chunk,
+            self._chunk_examples,
+        )
+        row_to_citation = {hit.row: rank + 1 for rank, hit in enumerate(hits)}
+        examples = []
+        for m in matched:
+            if m.chunk_row not in row_to_citation:
+                # An example from outside the top chunks still cites where it lives.
+                row_to_citation[m.chunk_row] = len(citations) + 1
+                citations.append(self._citation_for_row(len(citations) + 1, m.chunk_row))
+            cid = row_to_citation[m.chunk_row]
+            ex = m.example
+            examples.append(
+                YamlExampleOut(
+                    kind=ex.kind,
+                    api_version=ex.api_version,
+                    name=ex.name,
+                    yaml=ex.yaml,
+                    valid=ex.valid,
+                    citation=cid,
+                    k8s_valid=ex.k8s_valid,
+                    problems=list(ex.problems),
+                )
+            )
+        timings["yaml"] = (time.perf_counter() - t_yaml) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return AskResponse(
+            question=question,
+            rewritten_query=query,
+            found=True,
+            answer=render(chosen),
+            confidence=conf.value,
+            snippets=snippets,
+            citations=citations,
+            yaml_examples=examples,
+            timings_ms=_round(timings),
+        )
+
+    def _citation(self, cid: int, hit: Hit) -> Citation:
+        chunk = hit.chunk
+        return Citation(
+            id=cid,
+            source=chunk.source,
+            heading=list(chunk.heading),
+            lines=chunk.lines,
+            url=note_url(chunk.source, chunk.lines),
+            score=round(hit.fused, 6),
+            matched_terms=list(hit.matched_terms),
+            scores=Scores(
+                bm25=None if hit.bm25 is None else round(hit.bm25, 4),
+                dense=None if hit.dense is None else round(hit.dense, 4),
+                fused=round(hit.fused, 6),
+            ),
+        )
+
+    def _citation_for_row(self, cid: int, row: int) -> Citation:
+        chunk = self.index.chunks[row]
+        return Citation(
+            id=cid,
+            source=chunk.source,
+            heading=list(chunk.heading),
+            lines=chunk.lines,
+            url=note_url(chunk.source, chunk.lines),
+            score=0.0,
+            matched_terms=[],
+            scores=Scores(bm25=None, dense=None, fused=0.0),
+        )
+
+    def warm_up(self) -> None:
+        self.ask("预热：Kubernetes 是什么？")
+
+
+def note_url(source: str, lines: tuple[int, int]) -> str:
+    return f"/notes/{quote(source)}#L{lines[0]}-L{lines[1]}"
+
+
+def _snippet_text(hit: Hit, limit: int = 240) -> str:
+    prose = []
+    in_code = False
+    for line in hit.chunk.text.split("\n"):
+        if line.lstrip().startswith(("```", "~~~")):
+            in_code = not in_code
+            continue
+        if not in_code:
+            prose.append(line)
+    text = " ".join(prose).strip() or hit.chunk.text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _round(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in timings.items()}

@@ -1,0 +1,144 @@
+"""Hybrid retrieval: BM25 over jieba tokens and dense FAISS search, fused by rank."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from indexer.embedding import Embedder
+from indexer.store import StoredIndex
+from indexer.tokenization import Tokenizer
+from indexer.types import Chunk
+from service.glossary import Glossary
+
+Mode = Literal["hybrid", "bm25", "dense"]
+
+
+@dataclass(frozen=True)
+class Hit:
+    row: int
+    chunk: Chunk
+    fused: float
+    bm25: float | None  # raw BM25 score (None: not a BM25 candidate)
+    dense: float | None  # cosine similarity (None: not a dense candidate)
+    matched_terms: tuple[str, ...]
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    query_tokens: list[str]
+    query_vector: np.ndarray | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    method: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 0.5
+    candidates: int = 30
+
+
+class Retriever:
+    def __init__(
+        self,
+        index: StoredIndex,
+        embedder: Embedder,
+        tokenizer: Tokenizer,
+        glossary: Glossary,
+        fusion: FusionConfig,
+    ):
+        self.index = index
+        self.embedder = embedder
+        self.tokenizer = tokenizer
+        self.glossary = glossary
+        self.fusion = fusion
+        self._chunk_tokens: list[frozenset[str]] = [
+            frozenset(tokenizer.tokenize(" ".join(c.heading) + "\n" + c.text))
+            for c in index.chunks
+        ]
+
+    def query_tokens(self, query: str) -> list[str]:
+        tokens = self.tokenizer.tokenize(query)
+        expansion = self.tokenizer.tokenize(" ".join(self.glossary.expansion(query)))
+        return tokens + [t for t in expansion if t not in tokens]
+
+    def search(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
+        timings: dict[str, float] = {}
+        n = len(self.index.chunks)
+        candidates = min(self.fusion.candidates, n)
+
+        t0 = time.perf_counter()
+        tokens = self.query_tokens(query)
+        bm25_scores: dict[int, float] = {}
+        if mode in ("hybrid", "bm25") and tokens:
+            known = [t for t in tokens if t in self.index.bm25.vocab_dict]
+            if known:
+                scores = np.asarray(self.index.bm25.get_scores(known), dtype=np.float32)
+                top = np.argsort(-scores)[:candidates]
+                bm25_scores = {int(i): float(scores[i]) for i in top if scores[i] > 0}
+        timings["bm25"] = (time.perf_counter() - t0) * 1000
+
+        dense_scores: dict[int, float] = {}
+        vector = None
+        if mode in ("hybrid", "dense") and n:
+            t1 = time.perf_counter()
+            vector = self.embedder.encode_queries([query])
+            timings["embed"] = (time.perf_counter() - t1) * 1000
+            t2 = time.perf_counter()
+            sims, ids = self.index.dense.search(vector, candidates)
+            dense_scores = {
+                int(i): float(s) for s, i in zip(sims[0], ids[0], strict=True) if i >= 0
+            }
+            timings["dense"] = (time.perf_counter() - t2) * 1000
+        else:
+            timings["embed"] = 0.0
+
+        t3 = time.perf_counter()
+        fused = self._fuse(bm25_scores, dense_scores)
+        ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
+        token_set = set(tokens)
+        hits = [
+            Hit(
+                row=row,
+                chunk=self.index.chunks[row],
+                fused=score,
+                bm25=bm25_scores.get(row),
+                dense=dense_scores.get(row),
+                matched_terms=tuple(t for t in dict.fromkeys(tokens)
+                                    if t in self._chunk_tokens[row] and t in token_set),
+            )
+            for row, score in ranked
+        ]
+        timings["fuse"] = (time.perf_counter() - t3) * 1000
+        return Retrieval(hits, tokens, vector, timings)
+
+    def _fuse(self, bm25: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
+        if not bm25:
+            return dict(dense)
+        if not dense:
+            return dict(bm25)
+        if self.fusion.method == "rrf":
+            k = self.fusion.rrf_k
+            fused: dict[int, float] = {}
+            for scores in (bm25, dense):
+                for rank, row in enumerate(sorted(scores, key=lambda r: -scores[r]), start=1):
+                    fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank)
+            return fused
+        w = self.fusion.dense_weight
+        b_norm = _minmax(bm25)
+        d_norm = _minmax(dense)
+        return {
+            row: w * d_norm.get(row, 0.0) + (1 - w) * b_norm.get(row, 0.0)
+            for row in set(bm25) | set(dense)
+        }
+
+
+def _minmax(scores: dict[int, float]) -> dict[int, float]:
+    lo, hi = min(scores.values()), max(scores.values())
+    span = hi - lo or 1.0
+    return {row: (s - lo) / span for row, s in scores.items()}
