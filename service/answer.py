@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from service.retrieval import Hit
 
 _SENTENCE = re.compile(r"[^。！？；!?;]+[。！？；!?;]*")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _DEFINITION = re.compile(r"^(定义|definition)\s*[：:]", re.IGNORECASE)
 _ASKS_WHAT = re.compile(r"(是什么|什么是|是啥|啥是|what\s+is|what's|定义|介绍|解释|explain)", re.I)
 _ASKS_DIFF = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
@@ -40,15 +39,7 @@ class ScoredSentence:
 def sentences_of(hit: Hit, hit_rank: int, citation: int) -> list[Sentence]:
     """Prose sentences of a chunk with their source lines; code blocks are skipped."""
     result: list[Sentence] = []
-    in_code = False
-    lines = hit.chunk.text.split("\n")
-    line_map = hit.chunk.line_map or tuple(range(hit.chunk.lines[0], hit.chunk.lines[1] + 1))
-    for text, number in zip(lines, line_map, strict=False):
-        if _FENCE.match(text):
-            in_code = not in_code
-            continue
-        if in_code:
-            continue
+    for text, number in hit.chunk.prose_lines():
         for match in _SENTENCE.finditer(text):
             piece = match.group(0).strip()
             if len(piece) >= 4 and not _LABEL_ONLY.match(piece):

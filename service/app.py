@@ -147,7 +147,13 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content={"message": _validation_message(exc), "detail": exc.errors()},
+            content={
+                "message": _validation_message(exc),
+                "detail": [
+                    {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                    for e in exc.errors()
+                ],
+            },
         )
 
     @app.exception_handler(Exception)

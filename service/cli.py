@@ -214,5 +214,73 @@ def print_answer(response: Any) -> None:
     console.print(f"[dim]用时 {timings.get('total', 0):.1f} ms[/dim]")
 
 
+_METRICS = (
+    ("answer_hit_rate", "回答命中率"),
+    ("hit_at_1", "hit@1"),
+    ("hit_at_3", "hit@3"),
+    ("mrr_at_10", "MRR@10"),
+    ("yaml_kind_accuracy", "YAML 类型准确率"),
+    ("abstention_precision", "拒答精确率"),
+    ("abstention_recall", "拒答召回率"),
+    ("multi_turn_hit_rate", "多轮命中率"),
+    ("median_answer_chars", "回答长度中位数"),
+    ("p50_ms", "p50 ms"),
+    ("p95_ms", "p95 ms"),
+)
+
+
+@main.command(name="eval")
+@click.argument("questions", type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="索引目录")
+@click.option(
+    "--mode", type=click.Choice(["hybrid", "bm25", "dense", "all"]), default="hybrid",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="输出 JSON")
+@click.option("--failures", is_flag=True, help="列出没答对的问题")
+def evaluate_command(
+    questions: Path, index_dir: Path | None, mode: str, as_json: bool, failures: bool
+) -> None:
+    """用标注好的问题集（JSONL）评估回答质量。"""
+    from service.evaluation import EvalFileError, evaluate, load_cases
+
+    try:
+        cases = load_cases(questions)
+    except EvalFileError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        sys.exit(2)
+    settings = _settings(index_dir=index_dir)
+    engine = load_engine(settings)
+    modes = ["hybrid", "bm25", "dense"] if mode == "all" else [mode]
+    reports = [evaluate(engine, cases, m) for m in modes]  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in reports], ensure_ascii=False, indent=2))
+        return
+    answerable = reports[0].answerable
+    table = Table(
+        title=f"{questions}：{len(cases)} 个问题（{answerable} 个可回答）",
+    )
+    table.add_column("指标")
+    for report in reports:
+        table.add_column(report.mode, justify="right")
+    for key, label in _METRICS:
+        row = []
+        for report in reports:
+            value = getattr(report, key)
+            row.append("—" if value is None else f"{value:.3f}" if isinstance(value, float)
+                       else str(value))
+        table.add_row(label, *row)
+    console.print(table)
+    if failures:
+        for report in reports:
+            console.print(f"[bold]{report.mode}：{len(report.failures)} 个未命中[/bold]")
+            for f in report.failures:
+                console.print(
+                    f"  {f['id']} {escape(f['question'])} → {escape(f['rewritten_query'])} "
+                    f"| 期望 {escape(str(f['expected']))} | found={f['found']} rank={f['rank']}"
+                    f"\n     {escape(f['answer'])}"
+                )
+
+
 if __name__ == "__main__":
     main()

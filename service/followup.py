@@ -62,11 +62,20 @@ def rewrite(question: str, history: Sequence[Turn], glossary: Glossary) -> str:
         return rewritten if rewritten != previous else f"{new_subject} {previous}"
 
     if _PRONOUN.search(question):
-        return _PRONOUN.sub(f" {subject} ", question, count=1).strip()
+        def name_it(match: re.Match[str]) -> str:
+            # "它的 YAML" -> "Service 的 YAML": keep the possessive.
+            return f" {subject} 的 " if match.group(0).endswith("的") else f" {subject} "
+
+        return _tidy(_PRONOUN.sub(name_it, question, count=1))
 
     if not own_names:
         return f"{subject} {question}"
     return question
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"\s+([？?，,。.!！])", r"\1", text)
 
 
 def _replace_mention(glossary: Glossary, text: str, name: str, new: str) -> str:

@@ -227,15 +227,7 @@ def note_url(source: str, lines: tuple[int, int]) -> str:
 
 
 def _snippet_text(hit: Hit, limit: int = 240) -> str:
-    prose = []
-    in_code = False
-    for line in hit.chunk.text.split("\n"):
-        if line.lstrip().startswith(("```", "~~~")):
-            in_code = not in_code
-            continue
-        if not in_code:
-            prose.append(line)
-    text = " ".join(prose).strip() or hit.chunk.text
+    text = " ".join(line for line, _ in hit.chunk.prose_lines()).strip() or hit.chunk.text
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -1,0 +1,191 @@
+"""Answer-quality evaluation over a labelled JSONL question set (`notesqa eval`)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from service.followup import Turn
+from service.qa import QAEngine
+from service.retrieval import Mode
+
+
+class EvalFileError(ValueError):
+    """A question file that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    id: str
+    question: str
+    history: tuple[Turn, ...]
+    answerable: bool
+    source: str | None
+    phrase: str | None
+    yaml_kind: str | None
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: EvalCase
+    found: bool
+    answer: str
+    answer_hit: bool
+    rank: int | None  # 1-based rank of the first chunk holding the expected phrase
+    yaml_kind: str | None
+    latency_ms: float
+    rewritten_query: str
+
+
+@dataclass
+class EvalReport:
+    mode: str
+    questions: int
+    answerable: int
+    answer_hit_rate: float
+    hit_at_1: float
+    hit_at_3: float
+    mrr_at_10: float
+    yaml_kind_accuracy: float | None
+    abstention_precision: float
+    abstention_recall: float
+    multi_turn_hit_rate: float | None
+    median_answer_chars: float
+    p50_ms: float
+    p95_ms: float
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+REQUIRED = ("id", "question", "answerable")
+
+
+def load_cases(path: Path) -> list[EvalCase]:
+    cases: list[EvalCase] = []
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalFileError(f"{path}: 无法读取：{exc}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalFileError(f"{path}:{number}: 不是合法的 JSON：{exc.msg}") from None
+        missing = [key for key in REQUIRED if key not in row]
+        if missing:
+            raise EvalFileError(f"{path}:{number}: 缺少字段 {', '.join(missing)}")
+        if row["answerable"] and not row.get("phrase"):
+            raise EvalFileError(f"{path}:{number}: 可回答的问题需要 phrase")
+        cases.append(
+            EvalCase(
+                id=str(row["id"]),
+                question=str(row["question"]),
+                history=tuple(Turn(t["role"], t["content"]) for t in row.get("history") or []),
+                answerable=bool(row["answerable"]),
+                source=row.get("source"),
+                phrase=row.get("phrase"),
+                yaml_kind=row.get("yaml_kind"),
+                tags=tuple(row.get("tags") or ()),
+            )
+        )
+    return cases
+
+
+def _ratio(hits: int, total: int) -> float:
+    return round(hits / total, 4) if total else 0.0
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+def run_case(engine: QAEngine, case: EvalCase, mode: Mode) -> CaseResult:
+    started = time.perf_counter()
+    response = engine.ask(case.question, top_k=3, mode=mode, history=case.history)
+    latency = (time.perf_counter() - started) * 1000
+    rank = None
+    if case.answerable and case.phrase:
+        # Ranking is judged on the retriever's own top 10 for the standalone query.
+        ranked = engine.retriever.search(response.rewritten_query, mode=mode, limit=10).hits
+        for position, hit in enumerate(ranked, start=1):
+            chunk = hit.chunk
+            haystack = chunk.text + "\n" + " ".join(chunk.heading)
+            if chunk.source == case.source and case.phrase in haystack:
+                rank = position
+                break
+    return CaseResult(
+        case=case,
+        found=response.found,
+        answer=response.answer,
+        answer_hit=bool(
+            case.answerable and response.found and case.phrase and case.phrase in response.answer
+        ),
+        rank=rank,
+        yaml_kind=response.yaml_examples[0].kind if response.yaml_examples else None,
+        latency_ms=latency,
+        rewritten_query=response.rewritten_query,
+    )
+
+
+def evaluate(engine: QAEngine, cases: Sequence[EvalCase], mode: Mode) -> EvalReport:
+    results = [run_case(engine, case, mode) for case in cases]
+    answerable = [r for r in results if r.case.answerable]
+    unanswerable = [r for r in results if not r.case.answerable]
+    abstained = [r for r in results if not r.found]
+    yaml_rows = [r for r in answerable if r.case.yaml_kind]
+    multi = [r for r in answerable if r.case.history]
+    lengths = [len(r.answer) for r in results if r.found]
+    failures = [
+        {
+            "id": r.case.id,
+            "question": r.case.question,
+            "rewritten_query": r.rewritten_query,
+            "expected": r.case.phrase if r.case.answerable else "(不应回答)",
+            "found": r.found,
+            "rank": r.rank,
+            "answer": r.answer[:160],
+        }
+        for r in results
+        if (r.case.answerable and not r.answer_hit) or (not r.case.answerable and r.found)
+    ]
+    return EvalReport(
+        mode=mode,
+        questions=len(results),
+        answerable=len(answerable),
+        answer_hit_rate=_ratio(sum(r.answer_hit for r in answerable), len(answerable)),
+        hit_at_1=_ratio(sum(r.rank == 1 for r in answerable), len(answerable)),
+        hit_at_3=_ratio(sum(r.rank is not None and r.rank <= 3 for r in answerable),
+                        len(answerable)),
+        mrr_at_10=round(
+            sum(1 / r.rank for r in answerable if r.rank) / len(answerable), 4
+        ) if answerable else 0.0,
+        yaml_kind_accuracy=_ratio(
+            sum((r.yaml_kind or "").lower() == (r.case.yaml_kind or "").lower()
+                for r in yaml_rows),
+            len(yaml_rows),
+        ) if yaml_rows else None,
+        abstention_precision=_ratio(sum(not r.case.answerable for r in abstained), len(abstained))
+        if abstained else 1.0,
+        abstention_recall=_ratio(sum(not r.found for r in unanswerable), len(unanswerable))
+        if unanswerable else 1.0,
+        multi_turn_hit_rate=_ratio(sum(r.answer_hit for r in multi), len(multi))
+        if multi else None,
+        median_answer_chars=float(statistics.median(lengths)) if lengths else 0.0,
+        p50_ms=_percentile([r.latency_ms for r in results], 0.5),
+        p95_ms=_percentile([r.latency_ms for r in results], 0.95),
+        failures=failures,
+    )

@@ -1,0 +1,128 @@
+"""The HTTP contract, on the hashing embedder (fast). The real model runs in test_e2e.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.build import build_index
+from indexer.embedding import HashingEmbedder
+from indexer.settings import Settings
+from indexer.tokenization import Tokenizer
+from service.app import create_app
+
+
+@pytest.fixture
+def client(hashing_settings: Settings) -> Iterator[TestClient]:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    with TestClient(create_app(hashing_settings)) as c:
+        yield c
+
+
+def test_ask_returns_the_contract(client: TestClient) -> None:
+    r = client.post("/ask", json={"question": "Secret 是用来做什么的？"})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) >= {
+        "question", "found", "answer", "snippets", "citations", "yaml_examples", "timings_ms",
+        "rewritten_query",
+    }
+    assert body["found"] is True
+    assert len(body["snippets"]) <= 3
+    ids = {c["id"] for c in body["citations"]}
+    assert {s["citation"] for s in body["snippets"]} <= ids
+    for citation in body["citations"]:
+        assert citation["source"] == "k8s-notes.md"
+        start, end = citation["lines"]
+        assert 1 <= start <= end <= 298
+        assert citation["url"] == f"/notes/k8s-notes.md#L{start}-L{end}"
+        assert set(citation["scores"]) == {"bm25", "dense", "fused"}
+    assert "敏感信息" in body["answer"]
+    assert body["answer"].rstrip().endswith("]")
+    assert {"embed", "search", "total"} <= set(body["timings_ms"])
+
+
+def test_every_answer_sentence_carries_a_known_marker(client: TestClient) -> None:
+    body = client.post("/ask", json={"question": "Ingress 和 Service 有什么区别？"}).json()
+    import re
+
+    markers = [int(m) for m in re.findall(r"\[(\d+)\]", body["answer"])]
+    assert markers
+    assert set(markers) <= {c["id"] for c in body["citations"]}
+    assert len(body["answer"]) <= 300
+    kinds = [e["kind"] for e in body["yaml_examples"]]
+    assert "Ingress" in kinds and "Service" in kinds
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({"question": ""}, "问题不能为空"),
+        ({"question": "   \n"}, "问题不能为空"),
+        ({"question": "长" * 2001}, "问题太长"),
+        ({"question": "Pod", "top_k": 0}, "top_k"),
+        ({"question": "Pod", "top_k": 11}, "top_k"),
+        ({"question": "Pod", "mode": "magic"}, "mode"),
+        ({"top_k": 3}, "缺少必填字段"),
+        ({"question": "Pod", "history": [{"role": "system", "content": "x"}]}, "history"),
+    ],
+)
+def test_bad_input_is_a_422_with_a_message(
+    client: TestClient, payload: dict[str, object], fragment: str
+) -> None:
+    r = client.post("/ask", json=payload)
+    assert r.status_code == 422
+    assert fragment in r.json()["message"]
+
+
+def test_malformed_json_is_a_422(client: TestClient) -> None:
+    r = client.post("/ask", content=b'{"question": ', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert "JSON" in r.json()["message"]
+
+
+def test_health_readiness_and_notes(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["chunks"] > 10
+    note = client.get("/notes/k8s-notes.md")
+    assert note.status_code == 200
+    assert note.text.splitlines()[179].startswith("- **定义**：Secret")
+    assert client.get("/notes/../pyproject.toml").status_code == 404
+    assert client.get("/notes/%2e%2e/%2e%2e/etc/passwd").status_code == 404
+    assert client.get("/notes/missing.md").status_code == 404
+    assert client.get("/docs").status_code == 200
+    assert "notesqa_asks" in client.get("/metrics").text
+
+
+def test_not_ready_without_an_index(tmp_path: Path) -> None:
+    settings = Settings(corpus=[tmp_path], index_dir=tmp_path / "none", model="hashing")
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert "notesqa index" in r.json()["reason"]
+        r = c.post("/ask", json={"question": "Pod 是什么？"})
+        assert r.status_code == 503
+        assert "尚未就绪" in r.json()["message"]
+
+
+def test_a_newly_published_index_is_picked_up(
+    client: TestClient, hashing_settings: Settings, notes_corpus: Path
+) -> None:
+    (notes_corpus / "hpa.md").write_text(
+        "# HPA\n\nHorizontalPodAutoscaler 根据 CPU 利用率自动调整副本数量。\n", "utf-8"
+    )
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    body = client.post("/ask", json={"question": "HorizontalPodAutoscaler 根据什么调整？"}).json()
+    assert any(c["source"] == "hpa.md" for c in body["citations"])
+
+
+def test_app_factories_do_not_share_state(hashing_settings: Settings, tmp_path: Path) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    other = Settings(corpus=[tmp_path], index_dir=tmp_path / "none", model="hashing")
+    with TestClient(create_app(hashing_settings)) as a, TestClient(create_app(other)) as b:
+        assert a.get("/readyz").status_code == 200
+        assert b.get("/readyz").status_code == 503

@@ -1,0 +1,159 @@
+"""Index builds: summary numbers, incremental re-embedding, atomic publishing."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.build import BuildError, build_index
+from indexer.embedding import HashingEmbedder
+from indexer.settings import Settings
+from indexer.store import current_build, load_index
+from indexer.tokenization import Tokenizer
+from indexer.yaml_examples import ManifestValidator
+
+
+class CountingEmbedder(HashingEmbedder):
+    """Records every passage it is asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded: list[str] = []
+        self.calls = 0
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        self.calls += 1
+        self.encoded.extend(texts)
+        return super().encode_passages(texts, progress)
+
+
+class ExplodingEmbedder(HashingEmbedder):
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        raise KeyboardInterrupt("interrupted mid-build")
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return Tokenizer()
+
+
+def test_first_build_embeds_every_chunk(
+    hashing_settings: Settings, tokenizer: Tokenizer
+) -> None:
+    embedder = CountingEmbedder()
+    report = build_index(hashing_settings, embedder, tokenizer, ManifestValidator())
+    assert report.files == 1
+    assert report.chunks == len(embedder.encoded) == report.embedded
+    assert report.yaml_examples == 6
+    assert report.reused == 0
+    index = load_index(hashing_settings.index_dir)
+    assert index.dense.ntotal == len(index.chunks) == report.chunks
+    assert {e.kind for e in index.yaml} == {"Service", "Ingress", "Pod", "Deployment"}
+    assert all(e.k8s_valid for e in index.yaml)
+
+
+def test_rebuild_only_embeds_changed_chunks_and_drops_deleted_files(
+    hashing_settings: Settings, notes_corpus: Path, tokenizer: Tokenizer
+) -> None:
+    build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    unchanged = CountingEmbedder()
+    report = build_index(hashing_settings, unchanged, tokenizer)
+    assert unchanged.calls == 0 and report.embedded == 0 and report.reused == report.chunks
+
+    note = notes_corpus / "k8s-notes.md"
+    note.write_text(
+        note.read_text("utf-8").replace(
+            "Secret是用来存储和管理敏感信息的对象", "Secret是用来存放敏感信息的对象"
+        ),
+        encoding="utf-8",
+    )
+    (notes_corpus / "extra.md").write_text("# HPA\n\nHPA 根据 CPU 使用率自动扩缩容。\n", "utf-8")
+    edited = CountingEmbedder()
+    report = build_index(hashing_settings, edited, tokenizer)
+    assert edited.calls == 1
+    assert len(edited.encoded) == 2  # the edited Secret chunk and the new note
+    assert any("存放敏感信息" in text for text in edited.encoded)
+    assert report.reused == report.chunks - 2
+
+    (notes_corpus / "extra.md").unlink()
+    report = build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    assert report.removed_files == ["extra.md"]
+    index = load_index(hashing_settings.index_dir)
+    assert all(chunk.source == "k8s-notes.md" for chunk in index.chunks)
+    # Reused vectors are the ones the embedder would compute.
+    fresh = HashingEmbedder().encode_passages([c.embedding_text() for c in index.chunks])
+    assert np.allclose(index.vectors(), fresh, atol=1e-6)
+
+
+def test_a_failed_build_keeps_the_previous_index(
+    hashing_settings: Settings, notes_corpus: Path, tokenizer: Tokenizer
+) -> None:
+    build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    before = current_build(hashing_settings.index_dir)
+    chunks_before = len(load_index(hashing_settings.index_dir).chunks)
+    (notes_corpus / "new.md").write_text("# 新笔记\n\n新的内容。\n", "utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        build_index(hashing_settings, ExplodingEmbedder(), tokenizer)
+    assert current_build(hashing_settings.index_dir) == before
+    assert len(load_index(hashing_settings.index_dir).chunks) == chunks_before
+    leftovers = [p.name for p in (hashing_settings.index_dir / "builds").iterdir()]
+    assert not [name for name in leftovers if name.startswith(".tmp-")]
+
+
+def test_a_build_that_fails_while_writing_keeps_the_previous_index(
+    hashing_settings: Settings, tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    before = current_build(hashing_settings.index_dir)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("indexer.store.faiss.write_index", disk_full)
+    with pytest.raises(OSError):
+        build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    assert current_build(hashing_settings.index_dir) == before
+    load_index(hashing_settings.index_dir)  # still loads
+
+
+def test_empty_or_missing_corpus_is_a_clear_error(
+    hashing_settings: Settings, tmp_path: Path, tokenizer: Tokenizer
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BuildError, match="没有可索引的笔记"):
+        build_index(hashing_settings, CountingEmbedder(), tokenizer, corpus=[empty])
+    with pytest.raises(BuildError, match="不存在"):
+        build_index(hashing_settings, CountingEmbedder(), tokenizer, corpus=[tmp_path / "nope"])
+    assert current_build(hashing_settings.index_dir) is None
+
+
+def test_gbk_notes_are_indexed(
+    hashing_settings: Settings, notes_corpus: Path, tokenizer: Tokenizer
+) -> None:
+    (notes_corpus / "gbk.md").write_bytes("# 存储\n\nPV 是管理员提供的存储资源。\n".encode("gbk"))
+    (notes_corpus / "broken.md").write_bytes(b"\x00\x01binary")
+    report = build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    assert report.files == 2
+    assert [s.path for s in report.skipped] == ["broken.md"]
+    index = load_index(hashing_settings.index_dir)
+    assert index.manifest.files["gbk.md"].encoding == "gb18030"
+    assert any("管理员提供的存储资源" in c.text for c in index.chunks)
+
+
+def test_old_builds_are_pruned(hashing_settings: Settings, notes_corpus: Path,
+                               tokenizer: Tokenizer) -> None:
+    for i in range(4):
+        (notes_corpus / "n.md").write_text(f"# 笔记\n\n第 {i} 版。\n", "utf-8")
+        build_index(hashing_settings, CountingEmbedder(), tokenizer)
+    builds = [p for p in (hashing_settings.index_dir / "builds").iterdir()]
+    assert len(builds) <= 2
+    shutil.rmtree(hashing_settings.index_dir)
