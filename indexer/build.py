@@ -14,6 +14,7 @@ import numpy as np
 
 from indexer.chunking import DraftChunk, chunk_document
 from indexer.embedding import Embedder
+from indexer.sentences import SentenceRecord, split_sentences
 from indexer.settings import Settings
 from indexer.store import (
     FileEntry,
@@ -54,6 +55,8 @@ class BuildReport:
     skipped: list[SkippedFile]
     seconds: float
     yaml_flagged: int = 0
+    sentences: int = 0
+    sentences_embedded: int = 0
     per_file_chunks: dict[str, int] = field(default_factory=dict)
 
 
@@ -151,24 +154,41 @@ def build_index(
             )
         files[doc.path] = FileEntry(doc.sha256, doc.encoding, doc.file, doc.root, len(drafts))
 
+    sentences: list[SentenceRecord] = [
+        s for row, chunk in enumerate(chunks) for s in split_sentences(chunk, row)
+    ]
+
     model_name = settings.model
     old = _previous(settings, model_name, embedder.dimension)
     reusable: dict[str, np.ndarray] = {}
     if old is not None:
-        old_vectors = old.vectors()
-        for i, chunk in enumerate(old.chunks):
-            reusable[embed_key(chunk.embedding_text())] = old_vectors[i]
+        for i, vector in enumerate(old.vectors()):
+            reusable[embed_key(old.chunks[i].embedding_text())] = vector
+        for i, vector in enumerate(old.sentence_vectors()):
+            record = old.sentences[i]
+            reusable[embed_key(record.embedding_text(old.chunks[record.chunk]))] = vector
 
-    keys = [embed_key(c.embedding_text()) for c in chunks]
+    # Chunks and sentences are embedded in one pass: only texts never embedded before.
+    texts = [c.embedding_text() for c in chunks] + [
+        s.embedding_text(chunks[s.chunk]) for s in sentences
+    ]
+    keys = [embed_key(t) for t in texts]
     todo = [i for i, key in enumerate(keys) if key not in reusable]
-    vectors = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+    todo_unique = list(dict.fromkeys(keys[i] for i in todo))
+    all_vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     for i, key in enumerate(keys):
         if key in reusable:
-            vectors[i] = reusable[key]
-    if todo:
-        step = progress(len(todo), len(chunks) - len(todo)) if progress else None
-        fresh = embedder.encode_passages([chunks[i].embedding_text() for i in todo], step)
-        vectors[todo] = fresh
+            all_vectors[i] = reusable[key]
+    if todo_unique:
+        first_text = {keys[i]: texts[i] for i in reversed(todo)}
+        step = progress(len(todo_unique), len(texts) - len(todo)) if progress else None
+        fresh = embedder.encode_passages([first_text[k] for k in todo_unique], step)
+        by_key = dict(zip(todo_unique, fresh, strict=True))
+        for i in todo:
+            all_vectors[i] = by_key[keys[i]]
+    vectors = all_vectors[: len(chunks)]
+    sentence_vectors = all_vectors[len(chunks) :]
+    todo_chunks = [i for i in todo if i < len(chunks)]
 
     elapsed = time.perf_counter() - started
     manifest = Manifest(
@@ -185,7 +205,10 @@ def build_index(
         corpus_roots=[str(Path(r).resolve()) for r in roots],
     )
     tokens = [bm25_tokens(c, tokenizer) for c in chunks]
-    build = write_build(settings.index_dir, manifest, chunks, examples, vectors, tokens)
+    build = write_build(
+        settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
+        sentence_vectors,
+    )
     publish(settings.index_dir, build)
     removed = sorted(set(old.manifest.files) - set(files)) if old is not None else []
     return BuildReport(
@@ -193,8 +216,10 @@ def build_index(
         files=len(scan.documents),
         chunks=len(chunks),
         yaml_examples=len(examples),
-        embedded=len(todo),
-        reused=len(chunks) - len(todo),
+        embedded=len(todo_chunks),
+        reused=len(chunks) - len(todo_chunks),
+        sentences=len(sentences),
+        sentences_embedded=len(todo) - len(todo_chunks),
         removed_files=removed,
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,

@@ -37,7 +37,12 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.name = model
         self._model = SentenceTransformer(model, device="cpu")
-        dim = self._model.get_sentence_embedding_dimension()
+        # Renamed in sentence-transformers 6; keep working with 5.x as well.
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dim = get_dim()
         if dim is None:
             raise ValueError(f"模型 {model} 没有固定的向量维度")
         self.dimension = int(dim)
@@ -55,16 +60,18 @@ class SentenceTransformerEmbedder:
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
         texts = list(texts)
-        parts = []
-        # Batches of our own so the caller can drive a progress bar.
-        for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            parts.append(self._encode(batch, self._passage_prompt))
-            if progress is not None:
-                progress(len(batch))
-        if not parts:
+        if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack(parts)
+        # Batches of our own so the caller can drive a progress bar; sorted by length so a
+        # batch pads to similar lengths (several times faster than input order on CPU).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._encode([texts[i] for i in rows], self._passage_prompt)
+            if progress is not None:
+                progress(len(rows))
+        return out
 
     def _encode(self, texts: list[str], prompt_name: str | None) -> np.ndarray:
         vectors = self._model.encode(

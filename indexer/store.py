@@ -4,7 +4,9 @@
         manifest.json   model, dimension, per-file hashes, versions, build time
         chunks.jsonl    Chunk records, row i is FAISS id i and BM25 document i
         yaml.jsonl      YamlExample records (Chunk.yaml_ids index into this)
-        dense.faiss     IndexFlatIP over L2-normalised vectors
+        sentences.jsonl SentenceRecord rows, row i is sentence-FAISS id i
+        dense.faiss     IndexFlatIP over L2-normalised chunk vectors
+        sentences.faiss IndexFlatIP over L2-normalised sentence vectors
         bm25/           bm25s index over jieba tokens
 
 A build writes a fresh folder and only then replaces the symlink (os.replace is atomic), so
@@ -25,9 +27,10 @@ import bm25s
 import faiss
 import numpy as np
 
+from indexer.sentences import SentenceRecord
 from indexer.types import Chunk, YamlExample
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "current"
 BUILDS = "builds"
 KEEP_BUILDS = 2
@@ -78,11 +81,20 @@ class StoredIndex:
     yaml: list[YamlExample]
     dense: faiss.Index
     bm25: bm25s.BM25
+    sentences: list[SentenceRecord]
+    sentence_dense: faiss.Index
 
     def vectors(self) -> np.ndarray:
-        if self.dense.ntotal == 0:
-            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
-        return np.asarray(self.dense.reconstruct_n(0, self.dense.ntotal), dtype=np.float32)
+        return _all_vectors(self.dense, self.manifest.dimension)
+
+    def sentence_vectors(self) -> np.ndarray:
+        return _all_vectors(self.sentence_dense, self.manifest.dimension)
+
+
+def _all_vectors(index: faiss.Index, dimension: int) -> np.ndarray:
+    if index.ntotal == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
 
 
 def current_build(index_dir: Path) -> Path | None:
@@ -109,7 +121,11 @@ def load_build(build: Path) -> StoredIndex:
     examples = [YamlExample.from_json(json.loads(line)) for line in _lines(build / "yaml.jsonl")]
     dense = faiss.read_index(str(build / "dense.faiss"))
     bm25 = bm25s.BM25.load(str(build / "bm25"))
-    return StoredIndex(build, manifest, chunks, examples, dense, bm25)
+    sentences = [
+        SentenceRecord.from_json(json.loads(line)) for line in _lines(build / "sentences.jsonl")
+    ]
+    sentence_dense = faiss.read_index(str(build / "sentences.faiss"))
+    return StoredIndex(build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense)
 
 
 def _lines(path: Path) -> list[str]:
@@ -123,6 +139,8 @@ def write_build(
     examples: list[YamlExample],
     vectors: np.ndarray,
     bm25_tokens: list[list[str]],
+    sentences: list[SentenceRecord],
+    sentence_vectors: np.ndarray,
 ) -> Path:
     """Write a complete build folder (not yet published). Returns its path."""
     builds = index_dir / BUILDS
@@ -137,10 +155,14 @@ def write_build(
         with (tmp / "yaml.jsonl").open("w", encoding="utf-8") as out:
             for example in examples:
                 out.write(json.dumps(example.to_json(), ensure_ascii=False) + "\n")
-        dense = faiss.IndexFlatIP(manifest.dimension)
-        if len(vectors):
-            dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.write_index(dense, str(tmp / "dense.faiss"))
+        with (tmp / "sentences.jsonl").open("w", encoding="utf-8") as out:
+            for sentence in sentences:
+                out.write(json.dumps(sentence.to_json(), ensure_ascii=False) + "\n")
+        for name, matrix in (("dense", vectors), ("sentences", sentence_vectors)):
+            flat = faiss.IndexFlatIP(manifest.dimension)
+            if len(matrix):
+                flat.add(np.ascontiguousarray(matrix, dtype=np.float32))
+            faiss.write_index(flat, str(tmp / f"{name}.faiss"))
         bm25 = bm25s.BM25()
         # bm25s cannot index an empty corpus; one empty document keeps the shape valid.
         bm25.index(bm25_tokens or [[""]], show_progress=False)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,26 @@ class Chunk:
     @property
     def content_hash(self) -> str:
         return self.id
+
+    def prose_lines(self) -> Iterator[tuple[str, int]]:
+        """(text, source line) of the lines outside code fences."""
+        line_map = self.line_map or tuple(range(self.lines[0], self.lines[1] + 1))
+        fence: str | None = None
+        for text, number in zip(self.text.split("\n"), line_map, strict=False):
+            match = _FENCE.match(text)
+            if fence is None:
+                if match:
+                    fence = match.group(1)
+                    continue
+                yield text, number
+            elif (
+                match
+                and match.group(1)[0] == fence[0]
+                and len(match.group(1)) >= len(fence)
+                and not text.strip().strip(fence[0])
+            ):
+                # A closing fence: the opening's character, at least as many, nothing else.
+                fence = None
 
     def embedding_text(self) -> str:
         """What the dense model sees: the heading path gives short sections context."""

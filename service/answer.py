@@ -11,14 +11,27 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from indexer.sentences import SentenceRecord
 from service.retrieval import Hit
 
-_SENTENCE = re.compile(r"[^。！？；!?;]+[。！？；!?;]*")
+
+@dataclass(frozen=True)
+class AnswerWeights:
+    """How sentences are scored and picked (tuned on tests/eval, see README)."""
+
+    dense_weight: float = 1.5  # similarity of the sentence to the question
+    dense_floor: float = 0.75  # e5 similarities live in a narrow band; stretch from here
+    coverage_weight: float = 1.0  # idf-weighted share of the question's words
+    rank_prior: float = 0.35  # the retriever's judgement of the sentence's chunk
+    order_prior: float = 0.1  # the first sentences of a section summarise it
+    definition_bonus: float = 0.25  # "定义：" lines, for what-is and difference questions
+    mention_bonus: float = 0.1  # the sentence names the object asked about
+    min_share: float = 0.55  # keep sentences scoring at least this share of the best
+    max_sentences: int = 4
+
 _DEFINITION = re.compile(r"^(定义|definition)\s*[：:]", re.IGNORECASE)
 _ASKS_WHAT = re.compile(r"(是什么|什么是|是啥|啥是|what\s+is|what's|定义|介绍|解释|explain)", re.I)
 _ASKS_DIFF = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
-# A lone label ("示例：", "功能和作用：") says nothing on its own.
-_LABEL_ONLY = re.compile(r"^[^。！？!?]{0,12}[：:]$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class Sentence:
     hit_rank: int  # 0 = best chunk
     order: int  # position inside the chunk
     citation: int
+    dense: float | None = None  # cosine similarity to the question
 
 
 @dataclass(frozen=True)
@@ -36,15 +50,18 @@ class ScoredSentence:
     score: float
 
 
-def sentences_of(hit: Hit, hit_rank: int, citation: int) -> list[Sentence]:
-    """Prose sentences of a chunk with their source lines; code blocks are skipped."""
-    result: list[Sentence] = []
-    for text, number in hit.chunk.prose_lines():
-        for match in _SENTENCE.finditer(text):
-            piece = match.group(0).strip()
-            if len(piece) >= 4 and not _LABEL_ONLY.match(piece):
-                result.append(Sentence(piece, number, hit_rank, len(result), citation))
-    return result
+def sentences_of(
+    hit: Hit, hit_rank: int, citation: int, records: Sequence[SentenceRecord],
+    similarities: Sequence[float] | None,
+) -> list[Sentence]:
+    """The chunk's indexed sentences, with the question's similarity to each."""
+    return [
+        Sentence(
+            r.text, r.line, hit_rank, r.order, citation,
+            None if similarities is None else float(similarities[i]),
+        )
+        for i, r in enumerate(records)
+    ]
 
 
 def score_sentences(
@@ -54,8 +71,11 @@ def score_sentences(
     tokenize: Callable[[str], list[str]],
     idf: Callable[[str], float],
     mentioned: Sequence[str] = (),
+    weights_: AnswerWeights | None = None,
 ) -> list[ScoredSentence]:
-    """Lexical relevance (idf-weighted query coverage) plus priors from the chunk's rank."""
+    """Relevance of each sentence: dense similarity to the question (when available) and
+    idf-weighted coverage of the question's words, plus priors from the chunk's rank."""
+    w = weights_ or AnswerWeights()
     weights = {t: idf(t) for t in dict.fromkeys(query_tokens)}
     total = sum(weights.values()) or 1.0
     asks_what = bool(_ASKS_WHAT.search(question))
@@ -65,13 +85,15 @@ def score_sentences(
     for s in sentences:
         tokens = set(tokenize(s.text))
         coverage = sum(w for t, w in weights.items() if t in tokens) / total
-        score = coverage
-        score += 0.35 / (1 + s.hit_rank)  # the retriever's judgement of the chunk
-        score += 0.1 / (1 + s.order)  # first sentences of a section summarise it
+        score = coverage * w.coverage_weight
+        if s.dense is not None:
+            score += max(0.0, (s.dense - w.dense_floor) / (1 - w.dense_floor)) * w.dense_weight
+        score += w.rank_prior / (1 + s.hit_rank)
+        score += w.order_prior / (1 + s.order)
         if (asks_what or asks_diff) and _DEFINITION.match(s.text):
-            score += 0.25
+            score += w.definition_bonus
         if lowered_mentions and any(m in s.text.lower() for m in lowered_mentions):
-            score += 0.1
+            score += w.mention_bonus
         scored.append(ScoredSentence(s, score))
     return scored
 
@@ -79,35 +101,56 @@ def score_sentences(
 def compose(
     scored: Sequence[ScoredSentence],
     max_chars: int,
-    max_sentences: int = 4,
-    min_share: float = 0.55,
+    weights: AnswerWeights | None = None,
 ) -> list[Sentence]:
-    """Best sentences within the length limit, then put back in reading order."""
+    """Best sentences within the length limit, then put back in reading order.
+
+    A chosen sentence that announces a list ("有多种类型：") brings the list's items along,
+    as far as they fit: the items are the answer, the announcement only introduces it."""
     if not scored:
         return []
+    w = weights or AnswerWeights()
     ranked = sorted(scored, key=lambda s: -s.score)
+    by_position = {(s.sentence.citation, s.sentence.order): s.sentence for s in scored}
     best = ranked[0].score
     chosen: list[Sentence] = []
     used = 0
-    seen: set[str] = set()
+    seen: set[tuple[int, int]] = set()
+    texts: set[str] = set()
+
+    def cost(sentence: Sentence) -> int:
+        return len(sentence.text) + len(f"[{sentence.citation}]")
+
     for item in ranked:
-        if len(chosen) >= max_sentences:
+        if len(chosen) >= w.max_sentences:
             break
-        if chosen and item.score < best * min_share:
+        if chosen and item.score < best * w.min_share:
             break
-        text = item.sentence.text
-        if text in seen:
+        sentence = item.sentence
+        if sentence.text in texts or (sentence.citation, sentence.order) in seen:
             continue
-        cost = len(text) + len(f"[{item.sentence.citation}]")
-        if used + cost > max_chars:
+        if used + cost(sentence) > max_chars:
             if not chosen:
                 # Even the best sentence is too long: cut it at a clause boundary.
-                chosen.append(_truncate(item.sentence, max_chars - 4))
+                chosen.append(_truncate(sentence, max_chars - 4))
                 break
             continue
-        chosen.append(item.sentence)
-        seen.add(text)
-        used += cost
+        chosen.append(sentence)
+        seen.add((sentence.citation, sentence.order))
+        texts.add(sentence.text)
+        used += cost(sentence)
+        if sentence.text.endswith(("：", ":")):
+            following = sentence.order + 1
+            while (sentence.citation, following) in by_position:
+                item_sentence = by_position[(sentence.citation, following)]
+                if used + cost(item_sentence) > max_chars:
+                    break
+                if (sentence.citation, following) not in seen:
+                    chosen.append(item_sentence)
+                    seen.add((sentence.citation, following))
+                    texts.add(item_sentence.text)
+                    used += cost(item_sentence)
+                following += 1
     return sorted(chosen, key=lambda s: (s.hit_rank, s.line, s.order))
 
 
@@ -117,7 +160,7 @@ def _truncate(sentence: Sentence, limit: int) -> Sentence:
     if cut > limit // 2:
         text = text[:cut]
     return Sentence(text + "…", sentence.line, sentence.hit_rank, sentence.order,
-                    sentence.citation)
+                    sentence.citation, sentence.dense)
 
 
 def render(sentences: Sequence[Sentence]) -> str:

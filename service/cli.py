@@ -56,7 +56,7 @@ def model(cache_dir: Path | None) -> None:
 
 def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int], None]]:
     def start(total: int, reused: int) -> Callable[[int], None]:
-        label = f"嵌入 {total} 个片段（复用 {reused} 个）"
+        label = f"嵌入 {total} 段文本（复用 {reused} 段）"
         task = progress.add_task(label, total=total)
         return lambda n: progress.advance(task, n)
 
@@ -100,6 +100,7 @@ def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False
     table = Table(title="索引完成", show_header=False)
     table.add_row("文件", str(report.files))
     table.add_row("片段", f"{report.chunks}（新嵌入 {report.embedded}，复用 {report.reused}）")
+    table.add_row("句子", f"{report.sentences}（新嵌入 {report.sentences_embedded}）")
     flagged = f"不符合 Kubernetes {validator.version} 的 {report.yaml_flagged} 个"
     table.add_row("YAML 示例", f"{report.yaml_examples}（{flagged}）")
     if report.removed_files:

@@ -31,7 +31,7 @@ class Turn:
 
 
 def _names(glossary: Glossary, text: str) -> list[str]:
-    return [m.term.name for m in glossary.mentions(text) if m.strong]
+    return [m.term.name for m in glossary.mentions(text) if m.strong and not m.term.word]
 
 
 def rewrite(question: str, history: Sequence[Turn], glossary: Glossary) -> str:

@@ -16,6 +16,7 @@ class Term:
     is_kind: bool
     aliases: tuple[str, ...]
     related: tuple[str, ...]
+    word: bool = False  # a question word ("区别", "default"), not a subject
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Glossary:
                 is_kind=bool(e.get("kind", False)),
                 aliases=tuple(str(a) for a in e.get("aliases", []) or []),
                 related=tuple(str(a) for a in e.get("related", []) or []),
+                word=bool(e.get("word", False)),
             )
             for e in entries
         ]

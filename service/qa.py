@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from indexer.embedding import Embedder
 from indexer.settings import Settings
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
-from service.answer import compose, idf_table, render, score_sentences, sentences_of
+from service.abstention import (
+    AbstentionWeights,
+    Confidence,
+    assess,
+    synonyms,
+    unknown_terms,
+)
+from service.answer import (
+    AnswerWeights,
+    compose,
+    idf_table,
+    render,
+    score_sentences,
+    sentences_of,
+)
 from service.followup import Turn, rewrite
 from service.glossary import Glossary
 from service.retrieval import FusionConfig, Hit, Mode, Retriever
@@ -24,13 +37,6 @@ NOT_FOUND_ANSWER = (
 )
 
 
-@dataclass(frozen=True)
-class Confidence:
-    value: float
-    dense_top: float | None
-    coverage: float
-
-
 class QAEngine:
     def __init__(
         self,
@@ -39,7 +45,11 @@ class QAEngine:
         tokenizer: Tokenizer,
         glossary: Glossary,
         settings: Settings,
+        weights: AnswerWeights | None = None,
+        abstention: AbstentionWeights | None = None,
     ):
+        self.weights = weights or AnswerWeights()
+        self.abstention = abstention or AbstentionWeights()
         self.index = index
         self.settings = settings
         self.glossary = glossary
@@ -57,6 +67,7 @@ class QAEngine:
             ),
         )
         self._idf = idf_table(self.retriever._chunk_tokens)
+        self._vocabulary: frozenset[str] = frozenset().union(*self.retriever._chunk_tokens)
         self._example_chunk = [0] * len(index.yaml)
         self._chunk_examples: dict[int, Sequence[int]] = {}
         for row, chunk in enumerate(index.chunks):
@@ -66,26 +77,24 @@ class QAEngine:
                 self._example_chunk[i] = row
 
     def confidence(self, query_tokens: Sequence[str], hits: Sequence[Hit]) -> Confidence:
-        """How sure we are that the notes answer: the best dense similarity, lifted by how
-        much of the question's (idf-weighted) vocabulary the top chunks contain."""
-        if not hits:
-            return Confidence(0.0, None, 0.0)
-        weights = {t: self._idf(t) for t in dict.fromkeys(query_tokens)}
-        total = sum(weights.values())
-        coverage = 0.0
-        if total:
-            for hit in hits[:3]:
-                tokens = self.retriever._chunk_tokens[hit.row]
-                share = sum(w for t, w in weights.items() if t in tokens) / total
-                coverage = max(coverage, share)
+        """How sure we are that the notes answer (see `service.abstention`)."""
+        forms = synonyms(query_tokens, self.glossary, self.tokenizer.tokenize)
+        unknown = unknown_terms(forms, self._vocabulary)
         dense_values = [h.dense for h in hits if h.dense is not None]
-        dense_top = max(dense_values) if dense_values else None
-        value = coverage if dense_top is None else dense_top + 0.1 * coverage
-        return Confidence(round(value, 4), dense_top, round(coverage, 4))
+        return assess(
+            forms,
+            max(dense_values) if dense_values else None,
+            [self.retriever._chunk_tokens[h.row] for h in hits[:3]],
+            unknown,
+            self._idf,
+            self.abstention,
+        )
 
     def threshold(self, mode: Mode) -> float:
         if mode == "bm25":
             return self.settings.abstain_threshold_bm25
+        if mode == "dense":
+            return self.settings.abstain_threshold_dense
         return self.settings.abstain_threshold
 
     def ask(
@@ -100,8 +109,7 @@ class QAEngine:
         query = rewrite(question, history, self.glossary)
         retrieval = self.retriever.search(query, mode=mode, limit=max(top_k, 3))
         # Confidence uses only the user's own words, not the glossary's expansion.
-        own_tokens = self.tokenizer.tokenize(query)
-        conf = self.confidence(own_tokens, retrieval.hits)
+        conf = self.confidence(retrieval.own_tokens, retrieval.hits)
         timings = dict(retrieval.timings_ms)
         timings["search"] = timings.get("bm25", 0.0) + timings.get("dense", 0.0) + timings.get(
             "fuse", 0.0
@@ -124,14 +132,21 @@ class QAEngine:
         t_answer = time.perf_counter()
         hits = retrieval.hits[:top_k]
         mentioned = [m.term.name for m in self.glossary.mentions(query) if m.strong]
-        candidates = [
-            s for rank, hit in enumerate(hits) for s in sentences_of(hit, rank, rank + 1)
-        ]
+        candidates = []
+        for rank, hit in enumerate(hits):
+            sentence_rows = self.retriever.sentences_of_chunk[hit.row]
+            records = [self.index.sentences[i] for i in sentence_rows]
+            similarities = None
+            if retrieval.query_vector is not None and sentence_rows:
+                similarities = self.retriever.sentence_vectors[sentence_rows] @ (
+                    retrieval.query_vector[0]
+                )
+            candidates.extend(sentences_of(hit, rank, rank + 1, records, similarities))
         scored = score_sentences(
             query, retrieval.query_tokens, candidates, self.tokenizer.tokenize, self._idf,
-            mentioned,
+            mentioned, self.weights,
         )
-        chosen = compose(scored, self.settings.max_answer_chars)
+        chosen = compose(scored, self.settings.max_answer_chars, self.weights)
         citations = [self._citation(rank + 1, hit) for rank, hit in enumerate(hits)]
         best_by_citation: dict[int, float] = {}
         for item in scored:

@@ -13,6 +13,7 @@ from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
 from service.glossary import Glossary
+from service.spelling import SpellingCorrector
 
 Mode = Literal["hybrid", "bm25", "dense"]
 
@@ -30,7 +31,8 @@ class Hit:
 @dataclass
 class Retrieval:
     hits: list[Hit]
-    query_tokens: list[str]
+    query_tokens: list[str]  # the user's words (spelling corrected) plus glossary expansion
+    own_tokens: list[str]  # the user's words only, spelling corrected
     query_vector: np.ndarray | None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -61,11 +63,24 @@ class Retriever:
             frozenset(tokenizer.tokenize(" ".join(c.heading) + "\n" + c.text))
             for c in index.chunks
         ]
+        glossary_words = tokenizer.tokenize(
+            " ".join(w for t in glossary.terms for w in (t.name, *t.aliases) if w.isascii())
+        )
+        self.speller = SpellingCorrector(
+            [*index.bm25.vocab_dict, *glossary_words]
+        )
+        self.sentence_vectors = index.sentence_vectors()
+        self.sentences_of_chunk: list[list[int]] = [[] for _ in index.chunks]
+        for i, sentence in enumerate(index.sentences):
+            self.sentences_of_chunk[sentence.chunk].append(i)
 
-    def query_tokens(self, query: str) -> list[str]:
-        tokens = self.tokenizer.tokenize(query)
-        expansion = self.tokenizer.tokenize(" ".join(self.glossary.expansion(query)))
-        return tokens + [t for t in expansion if t not in tokens]
+    def query_tokens(self, query: str) -> tuple[list[str], list[str]]:
+        """(own, expanded): the query's tokens with typos fixed, and those plus the
+        glossary's synonyms for the terms it names."""
+        own = self.speller.correct(self.tokenizer.tokenize(query))
+        named = self.glossary.expansion(query + " " + " ".join(own))
+        expansion = self.tokenizer.tokenize(" ".join(named))
+        return own, own + [t for t in dict.fromkeys(expansion) if t not in own]
 
     def search(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
         timings: dict[str, float] = {}
@@ -73,7 +88,7 @@ class Retriever:
         candidates = min(self.fusion.candidates, n)
 
         t0 = time.perf_counter()
-        tokens = self.query_tokens(query)
+        own_tokens, tokens = self.query_tokens(query)
         bm25_scores: dict[int, float] = {}
         if mode in ("hybrid", "bm25") and tokens:
             known = [t for t in tokens if t in self.index.bm25.vocab_dict]
@@ -94,6 +109,20 @@ class Retriever:
             dense_scores = {
                 int(i): float(s) for s, i in zip(sims[0], ids[0], strict=True) if i >= 0
             }
+            # A chunk is as close as its closest sentence: short facts inside long
+            # sections are otherwise drowned by the rest of the section.
+            if self.index.sentence_dense.ntotal:
+                s_sims, s_ids = self.index.sentence_dense.search(
+                    vector, min(candidates * 4, self.index.sentence_dense.ntotal)
+                )
+                for sim, sid in zip(s_sims[0], s_ids[0], strict=True):
+                    if sid < 0:
+                        continue
+                    row = self.index.sentences[int(sid)].chunk
+                    if float(sim) > dense_scores.get(row, -1.0):
+                        dense_scores[row] = float(sim)
+                best = sorted(dense_scores, key=lambda r: -dense_scores[r])[:candidates]
+                dense_scores = {row: dense_scores[row] for row in best}
             timings["dense"] = (time.perf_counter() - t2) * 1000
         else:
             timings["embed"] = 0.0
@@ -115,7 +144,7 @@ class Retriever:
             for row, score in ranked
         ]
         timings["fuse"] = (time.perf_counter() - t3) * 1000
-        return Retrieval(hits, tokens, vector, timings)
+        return Retrieval(hits, tokens, own_tokens, vector, timings)
 
     def _fuse(self, bm25: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
         if not bm25:

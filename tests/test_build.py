@@ -51,7 +51,12 @@ def test_first_build_embeds_every_chunk(
     embedder = CountingEmbedder()
     report = build_index(hashing_settings, embedder, tokenizer, ManifestValidator())
     assert report.files == 1
-    assert report.chunks == len(embedder.encoded) == report.embedded
+    assert report.chunks == report.embedded == 49
+    assert report.sentences == report.sentences_embedded > report.chunks
+    # One encode call for chunks and sentences together, each distinct text once.
+    assert embedder.calls == 1
+    assert len(embedder.encoded) == len(set(embedder.encoded))
+    assert len(embedder.encoded) <= report.chunks + report.sentences
     assert report.yaml_examples == 6
     assert report.reused == 0
     index = load_index(hashing_settings.index_dir)
@@ -79,8 +84,11 @@ def test_rebuild_only_embeds_changed_chunks_and_drops_deleted_files(
     edited = CountingEmbedder()
     report = build_index(hashing_settings, edited, tokenizer)
     assert edited.calls == 1
-    assert len(edited.encoded) == 2  # the edited Secret chunk and the new note
-    assert any("存放敏感信息" in text for text in edited.encoded)
+    # The edited Secret chunk and its edited sentence, the new note's chunk and sentence.
+    assert len(edited.encoded) == 4
+    assert sum("存放敏感信息" in text for text in edited.encoded) == 2
+    assert sum("根据 CPU 使用率" in text for text in edited.encoded) == 2
+    assert report.embedded == 2 and report.sentences_embedded == 2
     assert report.reused == report.chunks - 2
 
     (notes_corpus / "extra.md").unlink()
@@ -91,6 +99,10 @@ def test_rebuild_only_embeds_changed_chunks_and_drops_deleted_files(
     # Reused vectors are the ones the embedder would compute.
     fresh = HashingEmbedder().encode_passages([c.embedding_text() for c in index.chunks])
     assert np.allclose(index.vectors(), fresh, atol=1e-6)
+    fresh_sentences = HashingEmbedder().encode_passages(
+        [s.embedding_text(index.chunks[s.chunk]) for s in index.sentences]
+    )
+    assert np.allclose(index.sentence_vectors(), fresh_sentences, atol=1e-6)
 
 
 def test_a_failed_build_keeps_the_previous_index(
