@@ -31,6 +31,11 @@ class AnswerWeights:
 
 _DEFINITION = re.compile(r"^(定义|definition)\s*[：:]", re.IGNORECASE)
 _ASKS_WHAT = re.compile(r"(是什么|什么是|是啥|啥是|what\s+is|what's|定义|介绍|解释|explain)", re.I)
+_ASKS_LIST = re.compile(
+    r"(哪些|哪几|几种|几类|包括什么|包含什么|有什么作用|主要作用|列举"
+    r"|\bwhat are\b|\blist\b|\bwhich\b)",
+    re.IGNORECASE,
+)
 _ASKS_DIFF = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
 
 
@@ -98,10 +103,15 @@ def score_sentences(
     return scored
 
 
+def asks_for_list(question: str) -> bool:
+    return bool(_ASKS_LIST.search(question))
+
+
 def compose(
     scored: Sequence[ScoredSentence],
     max_chars: int,
     weights: AnswerWeights | None = None,
+    list_section: Sequence[int] = (),
 ) -> list[Sentence]:
     """Best sentences within the length limit, then put back in reading order.
 
@@ -109,6 +119,22 @@ def compose(
     as far as they fit: the items are the answer, the announcement only introduces it."""
     if not scored:
         return []
+    if list_section:
+        # The question asks for a list its section announces: give the items in order.
+        items = sorted(
+            (s.sentence for s in scored if s.sentence.citation in list_section),
+            key=lambda s: (s.line, s.order),
+        )
+        listed: list[Sentence] = []
+        used_chars = 0
+        for sentence in items:
+            size = len(sentence.text) + len(f"[{sentence.citation}]")
+            if used_chars + size > max_chars:
+                break
+            listed.append(sentence)
+            used_chars += size
+        if listed:
+            return listed
     w = weights or AnswerWeights()
     ranked = sorted(scored, key=lambda s: -s.score)
     by_position = {(s.sentence.citation, s.sentence.order): s.sentence for s in scored}

@@ -20,6 +20,7 @@ from service.abstention import (
 )
 from service.answer import (
     AnswerWeights,
+    asks_for_list,
     compose,
     idf_table,
     render,
@@ -146,7 +147,10 @@ class QAEngine:
             query, retrieval.query_tokens, candidates, self.tokenizer.tokenize, self._idf,
             mentioned, self.weights,
         )
-        chosen = compose(scored, self.settings.max_answer_chars, self.weights)
+        chosen = compose(
+            scored, self.settings.max_answer_chars, self.weights,
+            list_section=_announced_list(query, hits),
+        )
         citations = [self._citation(rank + 1, hit) for rank, hit in enumerate(hits)]
         best_by_citation: dict[int, float] = {}
         for item in scored:
@@ -235,6 +239,21 @@ class QAEngine:
 
     def warm_up(self) -> None:
         self.ask("预热：Kubernetes 是什么？")
+
+
+def _announced_list(query: str, hits: Sequence[Hit]) -> list[int]:
+    """Citation ids of the top section's chunks when the section is a list its heading
+    announces ("Kubernetes的主要作用包括：") and the question asks for that list."""
+    if not hits or not asks_for_list(query):
+        return []
+    top = hits[0].chunk
+    if not top.heading or not top.heading[-1].rstrip().endswith(("：", ":")):
+        return []
+    return [
+        rank + 1
+        for rank, hit in enumerate(hits)
+        if hit.chunk.source == top.source and hit.chunk.heading == top.heading
+    ]
 
 
 def note_url(source: str, lines: tuple[int, int]) -> str:
