@@ -30,6 +30,10 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: str, batch_size: int = 32):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        # A progress bar per model load is noise in a CLI and in server logs.
+        hf_logging.disable_progress_bar()
 
         if Path(model).exists():
             # A local folder must never trigger a hub lookup (no machine here reaches it).

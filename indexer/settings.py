@@ -34,9 +34,9 @@ class Settings(BaseSettings):
 
     top_k: int = Field(3, ge=1, le=10)
     candidates: int = Field(30, ge=5, description="Candidates per retrieval leg.")
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = Field(60, ge=1)
-    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="For weighted fusion.")
+    dense_weight: float = Field(0.65, ge=0.0, le=1.0, description="For weighted fusion.")
     max_answer_chars: int = Field(300, ge=50)
     # Calibrated on tests/eval (see README): below this the notes do not answer.
     abstain_threshold: float = Field(0.823, description="Hybrid mode.")

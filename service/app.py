@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from indexer.tokenization import Tokenizer
 from service.followup import Turn
 from service.glossary import Glossary
 from service.qa import QAEngine
+from service.rerank import Reranker, load_reranker
 from service.schemas import AskRequest, AskResponse
 
 log = logging.getLogger("notesqa")
@@ -71,6 +73,10 @@ class ServiceState:
             )
         return self._embedder
 
+    @cached_property
+    def reranker(self) -> Reranker | None:
+        return load_reranker(self.settings.reranker)
+
     def load(self) -> None:
         """Load the published index (again, if a newer build was published)."""
         with self._lock:
@@ -99,7 +105,10 @@ class ServiceState:
                 if self.engine is None:
                     self.not_ready_reason = reason
                 return
-            engine = QAEngine(index, self.embedder, self.tokenizer, self.glossary, self.settings)
+            engine = QAEngine(
+                index, self.embedder, self.tokenizer, self.glossary, self.settings,
+                reranker=self.reranker,
+            )
             engine.warm_up()
             self.engine, self.build, self.not_ready_reason = engine, build, None
             log.info("已加载索引 %s（%d 个片段）", build.name, len(index.chunks))

@@ -183,6 +183,7 @@ def load_engine(settings: Settings) -> Any:
     from indexer.tokenization import Tokenizer
     from service.glossary import Glossary
     from service.qa import QAEngine
+    from service.rerank import load_reranker
 
     try:
         stored = load_index(settings.index_dir)
@@ -190,7 +191,10 @@ def load_engine(settings: Settings) -> Any:
         err.print(f"[red]{escape(str(exc))}[/red]")
         sys.exit(1)
     embedder = load_embedder(stored.manifest.model, settings.cache_dir, settings.embed_batch_size)
-    return QAEngine(stored, embedder, Tokenizer(), Glossary.load(), settings)
+    return QAEngine(
+        stored, embedder, Tokenizer(), Glossary.load(), settings,
+        reranker=load_reranker(settings.reranker),
+    )
 
 
 def print_answer(response: Any) -> None:

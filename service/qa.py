@@ -29,9 +29,12 @@ from service.answer import (
 )
 from service.followup import Turn, rewrite
 from service.glossary import Glossary
+from service.rerank import Reranker
 from service.retrieval import FusionConfig, Hit, Mode, Retriever
 from service.schemas import AskResponse, Citation, Scores, Snippet, YamlExampleOut
 from service.yaml_match import match_examples
+
+RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
 
 NOT_FOUND_ANSWER = (
     "笔记中没有找到能回答这个问题的内容。可以换个说法，或把相关笔记加入语料后重新索引。"
@@ -48,7 +51,9 @@ class QAEngine:
         settings: Settings,
         weights: AnswerWeights | None = None,
         abstention: AbstentionWeights | None = None,
+        reranker: Reranker | None = None,
     ):
+        self.reranker = reranker
         self.weights = weights or AnswerWeights()
         self.abstention = abstention or AbstentionWeights()
         self.index = index
@@ -108,7 +113,14 @@ class QAEngine:
         started = time.perf_counter()
         top_k = top_k or self.settings.top_k
         query = rewrite(question, history, self.glossary)
-        retrieval = self.retriever.search(query, mode=mode, limit=max(top_k, 3))
+        limit = max(top_k, 3)
+        retrieval = self.retriever.search(
+            query, mode=mode, limit=RERANK_POOL if self.reranker else limit
+        )
+        if self.reranker is not None:
+            t_rerank = time.perf_counter()
+            retrieval.hits = self.reranker.rerank(query, retrieval.hits)[:limit]
+            retrieval.timings_ms["rerank"] = (time.perf_counter() - t_rerank) * 1000
         # Confidence uses only the user's own words, not the glossary's expansion.
         conf = self.confidence(retrieval.own_tokens, retrieval.hits)
         timings = dict(retrieval.timings_ms)

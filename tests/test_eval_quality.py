@@ -1,0 +1,115 @@
+"""Answer quality cannot silently drop: the evaluation sets run here with floors.
+
+The handbook index is cached under the notes-qa cache folder between runs; each run
+rebuilds it incrementally, so only texts changed since the last run (by new chunking code
+or a new handbook) are embedded again. A cold run embeds the whole handbook (minutes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.build import build_index
+from indexer.embedding import SentenceTransformerEmbedder
+from indexer.settings import Settings
+from indexer.store import load_index
+from indexer.tokenization import Tokenizer
+from indexer.yaml_examples import ManifestValidator
+from service.evaluation import EvalReport, evaluate, load_cases
+from service.glossary import Glossary
+from service.qa import QAEngine
+from tests.conftest import EVAL, HANDBOOK, NOTES, cache_root
+
+pytestmark = pytest.mark.slow
+
+# Floors: the measured quality at the time of writing, less a small margin for noise in
+# latency-free metrics (they are deterministic; the margin only absorbs tie-breaking).
+NOTES_FLOORS = {
+    "answer_hit_rate": 0.72,
+    "hit_at_3": 0.88,
+    "abstention_precision": 0.70,
+    "abstention_recall": 0.80,
+    "yaml_kind_accuracy": 0.90,
+}
+HANDBOOK_FLOORS = {
+    "answer_hit_rate": 0.68,
+    "hit_at_3": 0.78,
+    "abstention_precision": 0.80,
+    "abstention_recall": 0.80,
+}
+
+
+def _engine(corpus: Path, index_dir: Path, embedder: SentenceTransformerEmbedder) -> QAEngine:
+    settings = Settings(corpus=[corpus], index_dir=index_dir, model="default")
+    build_index(settings, embedder, Tokenizer(), ManifestValidator())
+    return QAEngine(load_index(index_dir), embedder, Tokenizer(), Glossary.load(), settings)
+
+
+@pytest.fixture(scope="module")
+def notes_reports(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> dict[str, EvalReport]:
+    engine = _engine(NOTES.parent, tmp_path_factory.mktemp("notes-index"), real_embedder)
+    cases = load_cases(EVAL / "notes.jsonl")
+    return {mode: evaluate(engine, cases, mode) for mode in ("hybrid", "bm25", "dense")}
+
+
+@pytest.fixture(scope="module")
+def handbook_reports(real_embedder: SentenceTransformerEmbedder) -> dict[str, EvalReport]:
+    if not HANDBOOK.exists():
+        pytest.skip("handbook corpus not available")
+    index_dir = cache_root() / "eval-index" / "kubernetes-handbook"
+    engine = _engine(HANDBOOK, index_dir, real_embedder)
+    cases = load_cases(EVAL / "handbook.jsonl")
+    return {mode: evaluate(engine, cases, mode) for mode in ("hybrid", "bm25", "dense")}
+
+
+def _check(report: EvalReport, floors: dict[str, float]) -> None:
+    below = {
+        key: (getattr(report, key), floor)
+        for key, floor in floors.items()
+        if getattr(report, key) < floor
+    }
+    misses = "\n".join(
+        f"  {f['id']} {f['question']} (expected {f['expected']})" for f in report.failures
+    )
+    assert not below, f"below floor {below}; misses:\n{misses}"
+
+
+def test_eval_sets_are_well_formed() -> None:
+    notes = load_cases(EVAL / "notes.jsonl")
+    handbook = load_cases(EVAL / "handbook.jsonl")
+    assert len(notes) >= 80 and len(handbook) >= 50
+    for cases in (notes, handbook):
+        assert sum(not c.answerable for c in cases) >= 12
+        assert len({c.id for c in cases}) == len(cases)
+    assert sum(not c.answerable for c in notes + handbook) >= 15
+    assert sum(bool(c.history) for c in notes + handbook) >= 15
+    text = NOTES.read_text("utf-8")
+    for case in notes:
+        if case.answerable:
+            assert case.phrase and case.phrase in text, case.id
+
+
+def test_notes_quality_floors(notes_reports: dict[str, EvalReport]) -> None:
+    _check(notes_reports["hybrid"], NOTES_FLOORS)
+
+
+def test_handbook_quality_floors(handbook_reports: dict[str, EvalReport]) -> None:
+    _check(handbook_reports["hybrid"], HANDBOOK_FLOORS)
+
+
+@pytest.mark.parametrize("corpus", ["notes", "handbook"])
+def test_hybrid_is_at_least_as_good_as_either_leg(
+    corpus: str, request: pytest.FixtureRequest
+) -> None:
+    reports: dict[str, EvalReport] = request.getfixturevalue(f"{corpus}_reports")
+    hybrid = reports["hybrid"]
+    for leg in ("bm25", "dense"):
+        assert hybrid.hit_at_3 >= reports[leg].hit_at_3, (leg, reports[leg].hit_at_3)
+        assert hybrid.answer_hit_rate >= reports[leg].answer_hit_rate, (
+            leg,
+            reports[leg].answer_hit_rate,
+        )
