@@ -20,7 +20,7 @@ from rich.table import Table
 from indexer.settings import Settings
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(**overrides: Any) -> Settings:
