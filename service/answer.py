@@ -21,13 +21,13 @@ class AnswerWeights:
 
     dense_weight: float = 1.5  # similarity of the sentence to the question
     dense_floor: float = 0.75  # e5 similarities live in a narrow band; stretch from here
-    coverage_weight: float = 1.0  # idf-weighted share of the question's words
-    rank_prior: float = 0.35  # the retriever's judgement of the sentence's chunk
+    coverage_weight: float = 0.5  # idf-weighted share of the question's words
+    rank_prior: float = 0.1  # the retriever's judgement of the sentence's chunk
     order_prior: float = 0.1  # the first sentences of a section summarise it
     definition_bonus: float = 0.25  # "定义：" lines, for what-is and difference questions
     mention_bonus: float = 0.1  # the sentence names the object asked about
-    min_share: float = 0.55  # keep sentences scoring at least this share of the best
-    max_sentences: int = 4
+    min_share: float = 0.4  # keep sentences scoring at least this share of the best
+    max_sentences: int = 5
 
 _DEFINITION = re.compile(r"^(定义|definition)\s*[：:]", re.IGNORECASE)
 _ASKS_WHAT = re.compile(r"(是什么|什么是|是啥|啥是|what\s+is|what's|定义|介绍|解释|explain)", re.I)

@@ -127,12 +127,16 @@ def run_case(engine: QAEngine, case: EvalCase, mode: Mode) -> CaseResult:
             if chunk.source == case.source and case.phrase in haystack:
                 rank = position
                 break
+    # For a YAML request the examples are the answer, so the phrase may be found there.
+    answer_text = response.answer
+    if case.yaml_kind:
+        answer_text += "\n" + "\n".join(ex.yaml for ex in response.yaml_examples)
     return CaseResult(
         case=case,
         found=response.found,
         answer=response.answer,
         answer_hit=bool(
-            case.answerable and response.found and case.phrase and case.phrase in response.answer
+            case.answerable and response.found and case.phrase and case.phrase in answer_text
         ),
         rank=rank,
         yaml_kind=response.yaml_examples[0].kind if response.yaml_examples else None,

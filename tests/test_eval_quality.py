@@ -24,20 +24,22 @@ from tests.conftest import EVAL, HANDBOOK, NOTES, cache_root
 
 pytestmark = pytest.mark.slow
 
-# Floors: the measured quality at the time of writing, less a small margin for noise in
-# latency-free metrics (they are deterministic; the margin only absorbs tie-breaking).
+# Floors: the quality measured when they were set, less a small margin (the metrics are
+# deterministic; the margin absorbs float ties across library versions). The issue's
+# targets are higher for some of them; see the README's evaluation section.
 NOTES_FLOORS = {
-    "answer_hit_rate": 0.72,
-    "hit_at_3": 0.88,
-    "abstention_precision": 0.70,
-    "abstention_recall": 0.80,
+    "answer_hit_rate": 0.84,
+    "hit_at_3": 0.92,
+    "abstention_precision": 0.72,
+    "abstention_recall": 0.85,
     "yaml_kind_accuracy": 0.90,
+    "multi_turn_hit_rate": 0.85,
 }
 HANDBOOK_FLOORS = {
-    "answer_hit_rate": 0.68,
-    "hit_at_3": 0.78,
-    "abstention_precision": 0.80,
-    "abstention_recall": 0.80,
+    "answer_hit_rate": 0.78,
+    "hit_at_3": 0.86,
+    "abstention_precision": 0.75,
+    "abstention_recall": 0.85,
 }
 
 
