@@ -25,10 +25,10 @@ from service.glossary import Glossary
 
 @dataclass(frozen=True)
 class AbstentionWeights:
-    coverage: float = 0.0
-    unknown_ascii: float = 0.4
+    coverage: float = 0.1
+    unknown_ascii: float = 0.6
     ascii_missing: float = 0.1
-    missing: float = 0.05
+    missing: float = 0.0
 
 
 @dataclass(frozen=True)
