@@ -44,12 +44,27 @@ NEVER = -1.0
 
 
 def synonyms(
-    tokens: Sequence[str], glossary: Glossary, tokenize: Callable[[str], list[str]]
+    tokens: Sequence[str],
+    glossary: Glossary,
+    tokenize: Callable[[str], list[str]],
+    text: str = "",
 ) -> dict[str, frozenset[str]]:
-    """Each token with the glossary's other names for it ("difference" -> 区别, ...)."""
+    """Each content token with the glossary's other names for it ("difference" -> 区别).
+    Words of a multi-word alias found in the question ("roll back") share its names.
+    Bare numbers are left out: "layer 7" is about the layer, not the 7."""
+    phrase_names: dict[str, set[str]] = {}
+    for mention in glossary.mentions(text):
+        names = set(tokenize(" ".join(glossary.expansion(mention.term.name))))
+        for alias in (mention.term.name, *mention.term.aliases):
+            if " " in alias and alias.lower() in text.lower():
+                for word in tokenize(alias):
+                    phrase_names.setdefault(word, set()).update(names)
     return {
-        token: frozenset({token, *tokenize(" ".join(glossary.expansion(token)))})
+        token: frozenset(
+            {token, *tokenize(" ".join(glossary.expansion(token))), *phrase_names.get(token, ())}
+        )
         for token in dict.fromkeys(tokens)
+        if not token.isdigit()
     }
 
 

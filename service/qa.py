@@ -82,9 +82,11 @@ class QAEngine:
             for i in chunk.yaml_ids:
                 self._example_chunk[i] = row
 
-    def confidence(self, query_tokens: Sequence[str], hits: Sequence[Hit]) -> Confidence:
+    def confidence(
+        self, query_tokens: Sequence[str], hits: Sequence[Hit], query: str = ""
+    ) -> Confidence:
         """How sure we are that the notes answer (see `service.abstention`)."""
-        forms = synonyms(query_tokens, self.glossary, self.tokenizer.tokenize)
+        forms = synonyms(query_tokens, self.glossary, self.tokenizer.tokenize, query)
         unknown = unknown_terms(forms, self._vocabulary)
         dense_values = [h.dense for h in hits if h.dense is not None]
         return assess(
@@ -122,7 +124,7 @@ class QAEngine:
             retrieval.hits = self.reranker.rerank(query, retrieval.hits)[:limit]
             retrieval.timings_ms["rerank"] = (time.perf_counter() - t_rerank) * 1000
         # Confidence uses only the user's own words, not the glossary's expansion.
-        conf = self.confidence(retrieval.own_tokens, retrieval.hits)
+        conf = self.confidence(retrieval.own_tokens, retrieval.hits, query)
         timings = dict(retrieval.timings_ms)
         timings["search"] = timings.get("bm25", 0.0) + timings.get("dense", 0.0) + timings.get(
             "fuse", 0.0
