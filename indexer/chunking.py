@@ -199,7 +199,12 @@ def chunk_sections(
             for unit in units:
                 unit_size = sum(len(line.text) for line in unit)
                 if draft.lines and draft.size + unit_size > max_chars:
+                    # A line announcing what follows ("有多种类型的Service：") goes with it.
+                    carried: list[Line] = []
+                    if len(draft.lines) > 1 and draft.lines[-1].text.endswith(_ANNOUNCES):
+                        carried = [draft.lines.pop()]
                     flush()
+                    draft.lines.extend(carried)
                 draft.lines.extend(unit)
         flush()
     return chunks
