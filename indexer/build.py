@@ -14,6 +14,7 @@ import numpy as np
 
 from indexer.chunking import DraftChunk, chunk_document
 from indexer.embedding import Embedder
+from indexer.reading import scan_corpus
 from indexer.sentences import SentenceRecord, split_sentences
 from indexer.settings import Settings
 from indexer.store import (
@@ -119,8 +120,6 @@ def build_index(
     ``progress(total, reused)`` is called once before embedding and returns a callback that
     receives the number of passages embedded so far in each step.
     """
-    from indexer.reading import scan_corpus
-
     started = time.perf_counter()
     roots = corpus if corpus is not None else settings.corpus
     missing = [str(r) for r in roots if not Path(r).exists()]

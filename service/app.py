@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from indexer.embedding import Embedder, load_embedder
+from indexer.reading import UndecodableError, decode_note
 from indexer.settings import Settings
 from indexer.store import IndexNotFoundError, current_build, load_build
 from indexer.tokenization import Tokenizer
@@ -227,8 +228,6 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # Only files inside a corpus root, whatever the manifest or a symlink says.
         if not file.is_relative_to(root) or not file.is_file():
             return JSONResponse(status_code=404, content={"message": f"没有这篇笔记：{path}"})
-        from indexer.reading import UndecodableError, decode_note
-
         try:
             text, _ = decode_note(file.read_bytes())
         except (OSError, UndecodableError) as exc:

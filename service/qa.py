@@ -72,8 +72,8 @@ class QAEngine:
                 candidates=settings.candidates,
             ),
         )
-        self._idf = idf_table(self.retriever._chunk_tokens)
-        self._vocabulary: frozenset[str] = frozenset().union(*self.retriever._chunk_tokens)
+        self._idf = idf_table(self.retriever.chunk_tokens)
+        self._vocabulary: frozenset[str] = frozenset().union(*self.retriever.chunk_tokens)
         self._example_chunk = [0] * len(index.yaml)
         self._chunk_examples: dict[int, Sequence[int]] = {}
         for row, chunk in enumerate(index.chunks):
@@ -92,7 +92,7 @@ class QAEngine:
         return assess(
             forms,
             max(dense_values) if dense_values else None,
-            [self.retriever._chunk_tokens[h.row] for h in hits[:3]],
+            [self.retriever.chunk_tokens[h.row] for h in hits[:3]],
             unknown,
             self._idf,
             self.abstention,
@@ -166,10 +166,6 @@ class QAEngine:
             list_section=_announced_list(query, hits),
         )
         citations = [self._citation(rank + 1, hit) for rank, hit in enumerate(hits)]
-        best_by_citation: dict[int, float] = {}
-        for item in scored:
-            cid = item.sentence.citation
-            best_by_citation[cid] = max(best_by_citation.get(cid, 0.0), item.score)
         snippets = [
             Snippet(text=_snippet_text(hit), citation=rank + 1, score=round(hit.fused, 6))
             for rank, hit in enumerate(hits)
@@ -192,7 +188,9 @@ class QAEngine:
             if m.chunk_row not in row_to_citation:
                 # An example from outside the top chunks still cites where it lives.
                 row_to_citation[m.chunk_row] = len(citations) + 1
-                citations.append(self._citation_for_row(len(citations) + 1, m.chunk_row))
+                # Cited for its example only: it was not among the retrieved chunks.
+                outside = Hit(m.chunk_row, self.index.chunks[m.chunk_row], 0.0, None, None, ())
+                citations.append(self._citation(len(citations) + 1, outside))
             cid = row_to_citation[m.chunk_row]
             ex = m.example
             examples.append(
@@ -236,19 +234,6 @@ class QAEngine:
                 dense=None if hit.dense is None else round(hit.dense, 4),
                 fused=round(hit.fused, 6),
             ),
-        )
-
-    def _citation_for_row(self, cid: int, row: int) -> Citation:
-        chunk = self.index.chunks[row]
-        return Citation(
-            id=cid,
-            source=chunk.source,
-            heading=list(chunk.heading),
-            lines=chunk.lines,
-            url=note_url(chunk.source, chunk.lines),
-            score=0.0,
-            matched_terms=[],
-            scores=Scores(bm25=None, dense=None, fused=0.0),
         )
 
     def warm_up(self) -> None:

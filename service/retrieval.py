@@ -59,7 +59,7 @@ class Retriever:
         self.tokenizer = tokenizer
         self.glossary = glossary
         self.fusion = fusion
-        self._chunk_tokens: list[frozenset[str]] = [
+        self.chunk_tokens: list[frozenset[str]] = [
             frozenset(tokenizer.tokenize(" ".join(c.heading) + "\n" + c.text))
             for c in index.chunks
         ]
@@ -139,7 +139,7 @@ class Retriever:
                 bm25=bm25_scores.get(row),
                 dense=dense_scores.get(row),
                 matched_terms=tuple(t for t in dict.fromkeys(tokens)
-                                    if t in self._chunk_tokens[row] and t in token_set),
+                                    if t in self.chunk_tokens[row] and t in token_set),
             )
             for row, score in ranked
         ]
