@@ -35,9 +35,6 @@ from indexer.yaml_examples import (
     looks_like_manifest,
 )
 
-# Heading words say what a section is about; counting them twice lifts sections whose
-# title names the asked-for object (measured on tests/eval, see README).
-HEADING_WEIGHT = 2
 
 
 class BuildError(RuntimeError):
@@ -65,9 +62,11 @@ def embed_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def bm25_tokens(chunk: Chunk, tokenizer: Tokenizer) -> list[str]:
+def bm25_tokens(chunk: Chunk, tokenizer: Tokenizer, heading_weight: int) -> list[str]:
+    # Heading words say what a section is about; repeating them lifts sections whose
+    # title names the asked-for object.
     heading = tokenizer.tokenize(" ".join(chunk.heading))
-    return heading * HEADING_WEIGHT + tokenizer.tokenize(chunk.text)
+    return heading * heading_weight + tokenizer.tokenize(chunk.text)
 
 
 def _versions() -> dict[str, str]:
@@ -203,7 +202,7 @@ def build_index(
         yaml_count=len(examples),
         corpus_roots=[str(Path(r).resolve()) for r in roots],
     )
-    tokens = [bm25_tokens(c, tokenizer) for c in chunks]
+    tokens = [bm25_tokens(c, tokenizer, settings.heading_weight) for c in chunks]
     build = write_build(
         settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
         sentence_vectors,

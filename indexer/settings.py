@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(32, ge=1)
     chunk_chars: int = Field(300, ge=50, description="Target chunk size in characters.")
+    heading_weight: int = Field(
+        2, ge=0, description="Times a chunk's heading words count in BM25 (re-index after)."
+    )
 
     top_k: int = Field(3, ge=1, le=10)
     candidates: int = Field(30, ge=5, description="Candidates per retrieval leg.")
