@@ -29,6 +29,7 @@ class AbstentionWeights:
     unknown_ascii: float = 0.6
     ascii_missing: float = 0.1
     missing: float = 0.0
+    unknown_object: float = 0.5  # the question names an object the notes never mention
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,21 @@ class Confidence:
 
 
 NEVER = -1.0
+
+
+def unknown_objects(text: str, glossary: Glossary, corpus_text: str) -> list[str]:
+    """Objects the question names (NetworkPolicy, HPA) that the corpus (lowercased text)
+    never mentions under any of their names: notes that never name a thing cannot explain
+    it."""
+    missing = []
+    for mention in glossary.mentions(text):
+        term = mention.term
+        if not mention.strong or term.word:
+            continue
+        # Whole names, not tokens: jieba splits 网络策略 into the everyday 网络 + 策略.
+        if not any(name.lower() in corpus_text for name in (term.name, *term.aliases)):
+            missing.append(term.name)
+    return missing
 
 
 def synonyms(
@@ -88,6 +104,7 @@ def assess(
     unknown: Sequence[str],
     idf: Callable[[str], float],
     weights: AbstentionWeights,
+    unknown_objects: Sequence[str] = (),
 ) -> Confidence:
     distinct = list(forms)
     unknown_set = set(unknown)
@@ -117,6 +134,7 @@ def assess(
         - weights.unknown_ascii * unknown_ascii
         - weights.ascii_missing * ascii_missing
         - weights.missing * missing_share
+        - (weights.unknown_object if unknown_objects else 0.0)
     )
     return Confidence(
         round(value, 4), dense_top, round(coverage, 4), tuple(unknown), tuple(missing)

@@ -16,6 +16,7 @@ from service.abstention import (
     Confidence,
     assess,
     synonyms,
+    unknown_objects,
     unknown_terms,
 )
 from service.answer import (
@@ -73,6 +74,9 @@ class QAEngine:
             ),
         )
         self._idf = idf_table(self.retriever.chunk_tokens)
+        self._corpus_text = "\n".join(
+            " ".join(c.heading) + "\n" + c.text for c in index.chunks
+        ).lower()
         self._vocabulary: frozenset[str] = frozenset().union(*self.retriever.chunk_tokens)
         self._example_chunk = [0] * len(index.yaml)
         self._chunk_examples: dict[int, Sequence[int]] = {}
@@ -96,6 +100,7 @@ class QAEngine:
             unknown,
             self._idf,
             self.abstention,
+            unknown_objects(query, self.glossary, self._corpus_text),
         )
 
     def threshold(self, mode: Mode) -> float:
