@@ -36,7 +36,6 @@ from indexer.yaml_examples import (
 )
 
 
-
 class BuildError(RuntimeError):
     """The build could not produce an index; the previous one (if any) stays in place."""
 

@@ -36,6 +36,8 @@ _ASKS_LIST = re.compile(
     r"|\bwhat are\b|\blist\b|\bwhich\b)",
     re.IGNORECASE,
 )
+# A sentence that points back ("集群内的其他Pod可以通过这个IP地址…") needs its predecessor.
+_REFERS_BACK = re.compile(r"^[^，,]{0,20}?(这个|这些|这种|该|此|上述|上面的|它们|它)")
 _ASKS_DIFF = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
 
 
@@ -161,6 +163,18 @@ def compose(
                 chosen.append(_truncate(sentence, max_chars - 4))
                 break
             continue
+        previous = by_position.get((sentence.citation, sentence.order - 1))
+        if (
+            _REFERS_BACK.match(sentence.text)
+            and previous is not None
+            and (previous.citation, previous.order) not in seen
+            and used + cost(sentence) + cost(previous) <= max_chars
+        ):
+            # "这个IP地址…" means nothing without the sentence that introduced it.
+            chosen.append(previous)
+            seen.add((previous.citation, previous.order))
+            texts.add(previous.text)
+            used += cost(previous)
         chosen.append(sentence)
         seen.add((sentence.citation, sentence.order))
         texts.add(sentence.text)
