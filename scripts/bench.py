@@ -59,7 +59,7 @@ def run_index(corpus: Path, index_dir: Path) -> tuple[float, dict[str, int]]:
     )
     seconds = time.perf_counter() - started
     manifest = json.loads((index_dir / "current" / "manifest.json").read_text("utf-8"))
-    sentences = sum(1 for _ in (index_dir / "current" / "sentences.jsonl").open("utf-8"))
+    sentences = sum(1 for _ in (index_dir / "current" / "sentences.jsonl").open(encoding="utf-8"))
     return seconds, {
         "files": len(manifest["files"]),
         "chunks": manifest["chunk_count"],
@@ -109,7 +109,7 @@ def start_server(index_dir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
 
 
 def questions() -> list[str]:
-    rows = [json.loads(line) for line in (ROOT / "tests/eval/notes.jsonl").open("utf-8")]
+    rows = [json.loads(line) for line in (ROOT / "tests/eval/notes.jsonl").open(encoding="utf-8")]
     single = [r["question"] for r in rows if not r.get("history")]
     return (single * 2)[:100]
 
