@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -54,7 +54,6 @@ class BuildReport:
     yaml_flagged: int = 0
     sentences: int = 0
     sentences_embedded: int = 0
-    per_file_chunks: dict[str, int] = field(default_factory=dict)
 
 
 def embed_key(text: str) -> str:
@@ -221,5 +220,4 @@ def build_index(
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
         yaml_flagged=sum(1 for e in examples if e.k8s_valid is False),
-        per_file_chunks={path: entry.chunks for path, entry in files.items()},
     )

@@ -73,6 +73,3 @@ class Tokenizer:
         """Keyword tokens: lowercased, stopwords removed."""
         stop = self.stopwords
         return [w for w in self.words(text) if w not in stop]
-
-    def warm_up(self) -> None:
-        self.tokenize("预热 kube-proxy")

@@ -74,10 +74,6 @@ class Chunk:
     line_map: tuple[int, ...] = field(default=())
     yaml_ids: tuple[int, ...] = field(default=())  # indexes into the index's YAML list
 
-    @property
-    def content_hash(self) -> str:
-        return self.id
-
     def prose_lines(self) -> Iterator[tuple[str, int]]:
         """(text, source line) of the lines outside code fences."""
         line_map = self.line_map or tuple(range(self.lines[0], self.lines[1] + 1))

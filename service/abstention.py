@@ -44,19 +44,26 @@ class Confidence:
 NEVER = -1.0
 
 
-def unknown_objects(text: str, glossary: Glossary, corpus_text: str) -> list[str]:
-    """Objects the question names (NetworkPolicy, HPA) that the corpus (lowercased text)
-    never mentions under any of their names: notes that never name a thing cannot explain
-    it."""
-    missing = []
-    for mention in glossary.mentions(text):
-        term = mention.term
-        if not mention.strong or term.word:
-            continue
-        # Whole names, not tokens: jieba splits 网络策略 into the everyday 网络 + 策略.
-        if not any(name.lower() in corpus_text for name in (term.name, *term.aliases)):
-            missing.append(term.name)
-    return missing
+def absent_terms(glossary: Glossary, corpus_text: str) -> frozenset[str]:
+    """Glossary objects the corpus (lowercased text) never mentions under any of their
+    names. Computed once per index: scanning the text per question would sit on the hot
+    path. Whole names, not tokens: jieba splits 网络策略 into the everyday 网络 + 策略."""
+    return frozenset(
+        term.name
+        for term in glossary.terms
+        if not term.word
+        and not any(name.lower() in corpus_text for name in (term.name, *term.aliases))
+    )
+
+
+def unknown_objects(text: str, glossary: Glossary, absent: frozenset[str]) -> list[str]:
+    """Objects the question names (NetworkPolicy, HPA) that the corpus never mentions:
+    notes that never name a thing cannot explain it."""
+    return [
+        m.term.name
+        for m in glossary.mentions(text)
+        if m.strong and not m.term.word and m.term.name in absent
+    ]
 
 
 def synonyms(

@@ -14,6 +14,7 @@ from indexer.tokenization import Tokenizer
 from service.abstention import (
     AbstentionWeights,
     Confidence,
+    absent_terms,
     assess,
     synonyms,
     unknown_objects,
@@ -74,9 +75,10 @@ class QAEngine:
             ),
         )
         self._idf = idf_table(self.retriever.chunk_tokens)
-        self._corpus_text = "\n".join(
-            " ".join(c.heading) + "\n" + c.text for c in index.chunks
-        ).lower()
+        self._absent_terms = absent_terms(
+            glossary,
+            "\n".join(" ".join(c.heading) + "\n" + c.text for c in index.chunks).lower(),
+        )
         self._vocabulary: frozenset[str] = frozenset().union(*self.retriever.chunk_tokens)
         self._example_chunk = [0] * len(index.yaml)
         self._chunk_examples: dict[int, Sequence[int]] = {}
@@ -100,7 +102,7 @@ class QAEngine:
             unknown,
             self._idf,
             self.abstention,
-            unknown_objects(query, self.glossary, self._corpus_text),
+            unknown_objects(query, self.glossary, self._absent_terms),
         )
 
     def threshold(self, mode: Mode) -> float:
