@@ -30,6 +30,9 @@ class AbstentionWeights:
     ascii_missing: float = 0.1
     missing: float = 0.0
     unknown_object: float = 0.5  # the question names an object the notes never mention
+    # An everyday English word the notes cannot translate ("change" in an English
+    # question) counts this much of an unknown name such as Terraform.
+    ordinary_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,10 @@ def synonyms(
     glossary: Glossary,
     tokenize: Callable[[str], list[str]],
     text: str = "",
+    translate: Callable[[str], Sequence[str]] = lambda word: (),
 ) -> dict[str, frozenset[str]]:
-    """Each content token with the glossary's other names for it ("difference" -> 区别).
+    """Each content token with the glossary's other names for it ("difference" -> 区别)
+    and, for English words, their Chinese translations ("validates" -> 验证).
     Words of a multi-word alias found in the question ("roll back") share its names.
     Bare numbers are left out: "layer 7" is about the layer, not the 7."""
     phrase_names: dict[str, set[str]] = {}
@@ -84,7 +89,12 @@ def synonyms(
                     phrase_names.setdefault(word, set()).update(names)
     return {
         token: frozenset(
-            {token, *tokenize(" ".join(glossary.expansion(token))), *phrase_names.get(token, ())}
+            {
+                token,
+                *tokenize(" ".join(glossary.expansion(token))),
+                *phrase_names.get(token, ()),
+                *translate(token),
+            }
         )
         for token in dict.fromkeys(tokens)
         if not token.isdigit()
@@ -112,6 +122,7 @@ def assess(
     idf: Callable[[str], float],
     weights: AbstentionWeights,
     unknown_objects: Sequence[str] = (),
+    ordinary: Collection[str] = (),
 ) -> Confidence:
     distinct = list(forms)
     unknown_set = set(unknown)
@@ -130,7 +141,9 @@ def assess(
     missing = [t for t in known if not present(t)]
     known_idf = sum(idf(t) for t in known) or 1.0
     missing_share = sum(idf(t) for t in missing) / known_idf
-    unknown_ascii = sum(1 for t in unknown if t.isascii()) / len(distinct)
+    unknown_ascii = sum(
+        weights.ordinary_share if t in ordinary else 1.0 for t in unknown if t.isascii()
+    ) / len(distinct)
     known_ascii = [t for t in known if _is_name(t)]
     ascii_missing = (
         sum(1 for t in known_ascii if t in missing) / len(known_ascii) if known_ascii else 0.0

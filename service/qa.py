@@ -92,7 +92,10 @@ class QAEngine:
         self, query_tokens: Sequence[str], hits: Sequence[Hit], query: str = ""
     ) -> Confidence:
         """How sure we are that the notes answer (see `service.abstention`)."""
-        forms = synonyms(query_tokens, self.glossary, self.tokenizer.tokenize, query)
+        forms = synonyms(
+            query_tokens, self.glossary, self.tokenizer.tokenize, query,
+            translate=lambda word: self.retriever.translate(word, query),
+        )
         unknown = unknown_terms(forms, self._vocabulary)
         dense_values = [h.dense for h in hits if h.dense is not None]
         return assess(
@@ -103,6 +106,7 @@ class QAEngine:
             self._idf,
             self.abstention,
             unknown_objects(query, self.glossary, self._absent_terms),
+            ordinary=[t for t in unknown if self.retriever.is_ordinary_english(t, query)],
         )
 
     def threshold(self, mode: Mode) -> float:

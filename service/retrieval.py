@@ -12,6 +12,7 @@ from indexer.embedding import Embedder
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
+from service.bilingual import EnglishToChinese, is_english
 from service.glossary import Glossary
 from service.spelling import SpellingCorrector
 
@@ -69,6 +70,8 @@ class Retriever:
         self.speller = SpellingCorrector(
             [*index.bm25.vocab_dict, *glossary_words]
         )
+        # English words the notes never use are searched by their Chinese translations.
+        self.english = EnglishToChinese.for_vocabulary(index.bm25.vocab_dict)
         self.sentence_vectors = index.sentence_vectors()
         self.sentences_of_chunk: list[list[int]] = [[] for _ in index.chunks]
         for i, sentence in enumerate(index.sentences):
@@ -76,11 +79,24 @@ class Retriever:
 
     def query_tokens(self, query: str) -> tuple[list[str], list[str]]:
         """(own, expanded): the query's tokens with typos fixed, and those plus the
-        glossary's synonyms for the terms it names."""
+        glossary's synonyms for the terms it names and the Chinese translations of
+        English words the corpus does not use."""
         own = self.speller.correct(self.tokenizer.tokenize(query))
         named = self.glossary.expansion(query + " " + " ".join(own))
         expansion = self.tokenizer.tokenize(" ".join(named))
-        return own, own + [t for t in dict.fromkeys(expansion) if t not in own]
+        vocab = self.index.bm25.vocab_dict
+        translated = [
+            zh for t in own if t not in vocab for zh in self.translate(t, query)
+        ]
+        return own, own + [t for t in dict.fromkeys(expansion + translated) if t not in own]
+
+    def translate(self, word: str, query: str) -> tuple[str, ...]:
+        """Chinese corpus words for an English word of an English question."""
+        return self.english.translate(word) if is_english(query) else ()
+
+    def is_ordinary_english(self, word: str, query: str) -> bool:
+        """An everyday English word of an English question (not a name like Kafka)."""
+        return is_english(query) and self.english.is_ordinary(word)
 
     def search(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
         timings: dict[str, float] = {}

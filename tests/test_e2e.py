@@ -99,6 +99,17 @@ QUESTIONS = [
     ("怎么启动 minikube？", "启动minnikube 命令", "minikube start"),
     ("Kubernetes 有哪些主要作用？", "Kubernetes的主要作用包括：", "弹性伸缩"),
     ("Kubernetes 对象和组件有什么区别？", "k8s 对象和组件的区别", "配置实体"),
+    # English questions, found through the dictionary's translations (validates -> 验证).
+    (
+        "Which component handles REST API requests and validates objects?",
+        "Kubernetes中的组件与对象的关系",
+        "处理REST API请求",
+    ),
+    (
+        "What should I use for a one-off batch task that runs to completion?",
+        "Job",
+        "一次性任务",
+    ),
 ]
 
 YAML_QUESTIONS = [
@@ -113,6 +124,7 @@ UNANSWERABLE = [
     "Terraform 怎么创建一个 VPC？",
     "今天北京天气怎么样？",
     "怎么用 Spring Boot 写一个 REST 接口？",
+    "How do I configure a liveness probe for my pod?",
 ]
 
 

@@ -35,10 +35,19 @@ NOTES_FLOORS = {
     "yaml_kind_accuracy": 0.95,
     "multi_turn_hit_rate": 0.85,
 }
+# The held-out set was written after the pipeline was tuned and is not tuned on; its
+# floors guard generalisation, not the numbers of the set the weights were fitted to.
+HOLDOUT_FLOORS = {
+    "answer_hit_rate": 0.80,
+    "hit_at_3": 0.85,
+    "abstention_precision": 0.80,
+    "abstention_recall": 0.80,
+    "yaml_kind_accuracy": 0.95,
+}
 HANDBOOK_FLOORS = {
     "answer_hit_rate": 0.80,
     "hit_at_3": 0.87,
-    "abstention_precision": 0.85,
+    "abstention_precision": 0.95,
     "abstention_recall": 0.80,
     "yaml_kind_accuracy": 0.95,
 }
@@ -51,12 +60,16 @@ def _engine(corpus: Path, index_dir: Path, embedder: SentenceTransformerEmbedder
 
 
 @pytest.fixture(scope="module")
-def notes_reports(
+def notes_engine(
     tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
-) -> dict[str, EvalReport]:
-    engine = _engine(NOTES.parent, tmp_path_factory.mktemp("notes-index"), real_embedder)
+) -> QAEngine:
+    return _engine(NOTES.parent, tmp_path_factory.mktemp("notes-index"), real_embedder)
+
+
+@pytest.fixture(scope="module")
+def notes_reports(notes_engine: QAEngine) -> dict[str, EvalReport]:
     cases = load_cases(EVAL / "notes.jsonl")
-    return {mode: evaluate(engine, cases, mode) for mode in ("hybrid", "bm25", "dense")}
+    return {mode: evaluate(notes_engine, cases, mode) for mode in ("hybrid", "bm25", "dense")}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +96,7 @@ def _check(report: EvalReport, floors: dict[str, float]) -> None:
 
 def test_eval_sets_are_well_formed() -> None:
     notes = load_cases(EVAL / "notes.jsonl")
+    holdout = load_cases(EVAL / "notes-holdout.jsonl")
     handbook = load_cases(EVAL / "handbook.jsonl")
     assert len(notes) >= 80 and len(handbook) >= 50
     for cases in (notes, handbook):
@@ -91,13 +105,19 @@ def test_eval_sets_are_well_formed() -> None:
     assert sum(not c.answerable for c in notes + handbook) >= 15
     assert sum(bool(c.history) for c in notes + handbook) >= 15
     text = NOTES.read_text("utf-8")
-    for case in notes:
+    assert not {c.question for c in notes} & {c.question for c in holdout}
+    for case in notes + holdout:
         if case.answerable:
             assert case.phrase and case.phrase in text, case.id
 
 
 def test_notes_quality_floors(notes_reports: dict[str, EvalReport]) -> None:
     _check(notes_reports["hybrid"], NOTES_FLOORS)
+
+
+def test_notes_holdout_quality_floors(notes_engine: QAEngine) -> None:
+    _check(evaluate(notes_engine, load_cases(EVAL / "notes-holdout.jsonl"), "hybrid"),
+           HOLDOUT_FLOORS)
 
 
 def test_handbook_quality_floors(handbook_reports: dict[str, EvalReport]) -> None:

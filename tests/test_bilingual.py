@@ -1,0 +1,89 @@
+"""English questions over Chinese notes: the CC-CEDICT translations the retriever uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer.build import build_index
+from indexer.embedding import HashingEmbedder
+from indexer.settings import Settings
+from indexer.tokenization import Tokenizer
+from service.bilingual import EnglishToChinese, is_english
+from service.cli import load_engine
+
+VOCABULARY = {"验证", "重建", "一次性", "完成", "处理", "镜像", "化"}
+
+
+@pytest.fixture(scope="module")
+def english() -> EnglishToChinese:
+    return EnglishToChinese.for_vocabulary(VOCABULARY)
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("validates", "验证"),  # inflected forms are stemmed
+        ("rebuilding", "重建"),
+        ("one-off", "一次性"),
+        ("completion", "完成"),
+        ("handles", "处理"),
+        ("image", "镜像"),
+    ],
+)
+def test_english_words_map_to_the_corpus_words_that_translate_them(
+    english: EnglishToChinese, word: str, expected: str
+) -> None:
+    assert expected in english.translate(word)
+
+
+def test_only_words_the_corpus_uses_are_offered(english: EnglishToChinese) -> None:
+    # "deploy" translates to 部署, which this vocabulary does not contain.
+    assert english.translate("deploy") == ()
+    for word in ("validate", "handle"):
+        assert set(english.translate(word)) <= VOCABULARY
+
+
+def test_single_characters_are_not_translations(english: EnglishToChinese) -> None:
+    # 化 glosses "-ize" and "change"; a one-character word stands for too much.
+    assert "化" not in english.translate("change")
+
+
+def test_chinese_and_odd_input_translate_to_nothing(english: EnglishToChinese) -> None:
+    assert english.translate("验证") == ()
+    assert english.translate("kube-apiserver") == ()
+    assert english.translate("") == ()
+
+
+def test_everyday_words_are_told_from_names(english: EnglishToChinese) -> None:
+    assert english.is_ordinary("change") and english.is_ordinary("certificates")
+    assert not english.is_ordinary("terraform")
+    assert not english.is_ordinary("kafka-connect")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Which component validates objects?", True),
+        ("how do I store a password in k8s", True),
+        ("Pod 的 CPU request 和 limit 一般该设多少？", False),
+        ("Ingress 和 Service 有什么区别？", False),
+        ("Docker 多阶段构建的 Dockerfile 怎么写？", False),
+    ],
+)
+def test_english_questions_are_recognised(text: str, expected: bool) -> None:
+    assert is_english(text) is expected
+
+
+def test_english_questions_search_the_notes_by_translation(hashing_settings: Settings) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    engine = load_engine(hashing_settings)
+
+    own, expanded = engine.retriever.query_tokens("Which component validates objects?")
+    assert "验证" in expanded and "验证" not in own
+    hits = engine.retriever.search("Which component validates objects?", mode="bm25").hits
+    assert "验证" in hits[0].matched_terms
+    assert "kube-apiserver" in hits[0].chunk.text
+
+    # In a Chinese question the English words are names, never translated.
+    _, expanded = engine.retriever.query_tokens("Pod 的 CPU request 和 limit 怎么设？")
+    assert "请求" not in expanded  # what "request" would translate to in English
