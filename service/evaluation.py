@@ -119,8 +119,9 @@ def run_case(engine: QAEngine, case: EvalCase, mode: Mode) -> CaseResult:
     latency = (time.perf_counter() - started) * 1000
     rank = None
     if case.answerable and case.phrase:
-        # Ranking is judged on the retriever's own top 10 for the standalone query.
-        ranked = engine.retriever.search(response.rewritten_query, mode=mode, limit=10).hits
+        # Ranking is judged on the engine's top 10 (reranker included) for the standalone
+        # query; the response itself only carries top_k citations.
+        ranked = engine.retrieve(response.rewritten_query, mode=mode, limit=10).hits
         for position, hit in enumerate(ranked, start=1):
             chunk = hit.chunk
             haystack = chunk.text + "\n" + " ".join(chunk.heading)

@@ -32,7 +32,7 @@ from service.answer import (
 from service.followup import Turn, rewrite
 from service.glossary import Glossary
 from service.rerank import Reranker
-from service.retrieval import FusionConfig, Hit, Mode, Retriever
+from service.retrieval import FusionConfig, Hit, Mode, Retrieval, Retriever
 from service.schemas import AskResponse, Citation, Scores, Snippet, YamlExampleOut
 from service.yaml_match import match_examples
 
@@ -116,6 +116,17 @@ class QAEngine:
             return self.settings.abstain_threshold_dense
         return self.settings.abstain_threshold
 
+    def retrieve(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
+        """The ranked chunks for a standalone query: retrieval, then the reranker when one
+        is configured. The evaluation judges this ranking, so a reranker shows in hit@k."""
+        pool = max(RERANK_POOL, limit) if self.reranker else limit
+        retrieval = self.retriever.search(query, mode=mode, limit=pool)
+        if self.reranker is not None:
+            t_rerank = time.perf_counter()
+            retrieval.hits = self.reranker.rerank(query, retrieval.hits)[:limit]
+            retrieval.timings_ms["rerank"] = (time.perf_counter() - t_rerank) * 1000
+        return retrieval
+
     def ask(
         self,
         question: str,
@@ -126,14 +137,7 @@ class QAEngine:
         started = time.perf_counter()
         top_k = top_k or self.settings.top_k
         query = rewrite(question, history, self.glossary)
-        limit = max(top_k, 3)
-        retrieval = self.retriever.search(
-            query, mode=mode, limit=RERANK_POOL if self.reranker else limit
-        )
-        if self.reranker is not None:
-            t_rerank = time.perf_counter()
-            retrieval.hits = self.reranker.rerank(query, retrieval.hits)[:limit]
-            retrieval.timings_ms["rerank"] = (time.perf_counter() - t_rerank) * 1000
+        retrieval = self.retrieve(query, mode, limit=max(top_k, 3))
         # Confidence uses only the user's own words, not the glossary's expansion.
         conf = self.confidence(retrieval.own_tokens, retrieval.hits, query)
         timings = dict(retrieval.timings_ms)

@@ -68,3 +68,23 @@ def test_cross_encoder_reranker_runs_on_a_local_model(
     assert sorted(h.row for h in reranked) == sorted(h.row for h in hits)
     scores = [h.fused for h in reranked]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_evaluation_ranks_with_the_reranker(hashing_settings: Settings) -> None:
+    from service.evaluation import EvalCase, run_case
+
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    case = EvalCase(
+        id="t", question="Secret 和 ConfigMap 有什么不同？", history=(), answerable=True,
+        source="k8s-notes.md", phrase="敏感信息", yaml_kind=None, tags=(),
+    )
+    engines = {
+        name: QAEngine(index, HashingEmbedder(), Tokenizer(), Glossary.load(), hashing_settings,
+                       reranker=reranker)
+        for name, reranker in (("plain", None), ("reranked", PreferHeading("Secret")))
+    }
+    plain = run_case(engines["plain"], case, "hybrid")
+    reranked = run_case(engines["reranked"], case, "hybrid")
+    assert plain.rank != 1
+    assert reranked.rank == 1
