@@ -29,6 +29,7 @@ from service.answer import (
     score_sentences,
     sentences_of,
 )
+from service.bilingual import is_english
 from service.followup import Turn, rewrite
 from service.glossary import Glossary
 from service.rerank import Reranker
@@ -92,9 +93,10 @@ class QAEngine:
         self, query_tokens: Sequence[str], hits: Sequence[Hit], query: str = ""
     ) -> Confidence:
         """How sure we are that the notes answer (see `service.abstention`)."""
+        english = self.retriever.english if is_english(query) else None
         forms = synonyms(
             query_tokens, self.glossary, self.tokenizer.tokenize, query,
-            translate=lambda word: self.retriever.translate(word, query),
+            translate=english.translate if english else lambda word: (),
         )
         unknown = unknown_terms(forms, self._vocabulary)
         dense_values = [h.dense for h in hits if h.dense is not None]
@@ -106,7 +108,7 @@ class QAEngine:
             self._idf,
             self.abstention,
             unknown_objects(query, self.glossary, self._absent_terms),
-            ordinary=[t for t in unknown if self.retriever.is_ordinary_english(t, query)],
+            ordinary=[t for t in unknown if english and english.is_ordinary(t)],
         )
 
     def threshold(self, mode: Mode) -> float:

@@ -84,19 +84,12 @@ class Retriever:
         own = self.speller.correct(self.tokenizer.tokenize(query))
         named = self.glossary.expansion(query + " " + " ".join(own))
         expansion = self.tokenizer.tokenize(" ".join(named))
-        vocab = self.index.bm25.vocab_dict
-        translated = [
-            zh for t in own if t not in vocab for zh in self.translate(t, query)
-        ]
+        translated: list[str] = []
+        if is_english(query):
+            # In a Chinese question the English words are names, not everyday words.
+            vocab = self.index.bm25.vocab_dict
+            translated = [zh for t in own if t not in vocab for zh in self.english.translate(t)]
         return own, own + [t for t in dict.fromkeys(expansion + translated) if t not in own]
-
-    def translate(self, word: str, query: str) -> tuple[str, ...]:
-        """Chinese corpus words for an English word of an English question."""
-        return self.english.translate(word) if is_english(query) else ()
-
-    def is_ordinary_english(self, word: str, query: str) -> bool:
-        """An everyday English word of an English question (not a name like Kafka)."""
-        return is_english(query) and self.english.is_ordinary(word)
 
     def search(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
         timings: dict[str, float] = {}
