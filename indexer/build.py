@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.bilingual import EnglishToChinese
 from indexer.chunking import DraftChunk, chunk_document
 from indexer.embedding import Embedder
 from indexer.reading import scan_corpus
@@ -201,9 +202,10 @@ def build_index(
         corpus_roots=[str(Path(r).resolve()) for r in roots],
     )
     tokens = [bm25_tokens(c, tokenizer, settings.heading_weight) for c in chunks]
+    english = EnglishToChinese.for_vocabulary({t for doc in tokens for t in doc})
     build = write_build(
         settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
-        sentence_vectors,
+        sentence_vectors, english,
     )
     publish(settings.index_dir, build)
     removed = sorted(set(old.manifest.files) - set(files)) if old is not None else []

@@ -8,6 +8,7 @@
         dense.faiss     IndexFlatIP over L2-normalised chunk vectors
         sentences.faiss IndexFlatIP over L2-normalised sentence vectors
         bm25/           bm25s index over jieba tokens
+        english.json    English words -> the corpus's Chinese words (indexer/bilingual.py)
 
 A build writes a fresh folder and only then replaces the symlink (os.replace is atomic), so
 a reader never sees a half-written index and a failed build leaves the old one serving.
@@ -27,6 +28,7 @@ import bm25s
 import faiss
 import numpy as np
 
+from indexer.bilingual import EnglishToChinese
 from indexer.sentences import SentenceRecord
 from indexer.types import Chunk, YamlExample
 
@@ -83,6 +85,7 @@ class StoredIndex:
     bm25: bm25s.BM25
     sentences: list[SentenceRecord]
     sentence_dense: faiss.Index
+    english: EnglishToChinese | None = None  # None: built before english.json existed
 
     def vectors(self) -> np.ndarray:
         return _all_vectors(self.dense, self.manifest.dimension)
@@ -125,7 +128,15 @@ def load_build(build: Path) -> StoredIndex:
         SentenceRecord.from_json(json.loads(line)) for line in _lines(build / "sentences.jsonl")
     ]
     sentence_dense = faiss.read_index(str(build / "sentences.faiss"))
-    return StoredIndex(build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense)
+    english_file = build / "english.json"
+    english = (
+        EnglishToChinese.from_json(json.loads(english_file.read_text("utf-8")))
+        if english_file.exists()
+        else None
+    )
+    return StoredIndex(
+        build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense, english
+    )
 
 
 def _lines(path: Path) -> list[str]:
@@ -141,6 +152,7 @@ def write_build(
     bm25_tokens: list[list[str]],
     sentences: list[SentenceRecord],
     sentence_vectors: np.ndarray,
+    english: EnglishToChinese | None = None,
 ) -> Path:
     """Write a complete build folder (not yet published). Returns its path."""
     builds = index_dir / BUILDS
@@ -167,6 +179,10 @@ def write_build(
         # bm25s cannot index an empty corpus; one empty document keeps the shape valid.
         bm25.index(bm25_tokens or [[""]], show_progress=False)
         bm25.save(str(tmp / "bm25"))
+        if english is not None:
+            (tmp / "english.json").write_text(
+                json.dumps(english.to_json(), ensure_ascii=False), encoding="utf-8"
+            )
         # The manifest goes last: a folder without one is never a complete build.
         (tmp / "manifest.json").write_text(
             json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), encoding="utf-8"

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import quote
 
+from indexer.bilingual import is_english
 from indexer.embedding import Embedder
 from indexer.settings import Settings
 from indexer.store import StoredIndex
@@ -29,7 +30,6 @@ from service.answer import (
     score_sentences,
     sentences_of,
 )
-from service.bilingual import is_english
 from service.followup import Turn, rewrite
 from service.glossary import Glossary
 from service.rerank import Reranker

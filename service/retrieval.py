@@ -8,11 +8,11 @@ from typing import Literal
 
 import numpy as np
 
+from indexer.bilingual import EnglishToChinese, is_english
 from indexer.embedding import Embedder
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
-from service.bilingual import EnglishToChinese, is_english
 from service.glossary import Glossary
 from service.spelling import SpellingCorrector
 
@@ -71,7 +71,8 @@ class Retriever:
             [*index.bm25.vocab_dict, *glossary_words]
         )
         # English words the notes never use are searched by their Chinese translations.
-        self.english = EnglishToChinese.for_vocabulary(index.bm25.vocab_dict)
+        # Indexes built before the table was stored with them get it computed here (~1 s).
+        self.english = index.english or EnglishToChinese.for_vocabulary(index.bm25.vocab_dict)
         self.sentence_vectors = index.sentence_vectors()
         self.sentences_of_chunk: list[list[int]] = [[] for _ in index.chunks]
         for i, sentence in enumerate(index.sentences):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from indexer.bilingual import EnglishToChinese, is_english
 from indexer.build import build_index
 from indexer.embedding import HashingEmbedder
 from indexer.settings import Settings
+from indexer.store import load_index
 from indexer.tokenization import Tokenizer
-from service.bilingual import EnglishToChinese, is_english
 from service.cli import load_engine
+from service.glossary import Glossary
+from service.qa import QAEngine
 
 VOCABULARY = {"验证", "重建", "一次性", "完成", "处理", "镜像", "化"}
 
@@ -87,3 +90,18 @@ def test_english_questions_search_the_notes_by_translation(hashing_settings: Set
     # In a Chinese question the English words are names, never translated.
     _, expanded = engine.retriever.query_tokens("Pod 的 CPU request 和 limit 怎么设？")
     assert "请求" not in expanded  # what "request" would translate to in English
+
+
+def test_the_index_carries_its_translation_table(hashing_settings: Settings) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    assert index.english is not None
+    assert "验证" in index.english.translate("validates")
+    assert index.english.is_ordinary("change") and not index.english.is_ordinary("terraform")
+
+    # An index written before the table was stored with it still gets one, computed on load.
+    (index.path / "english.json").unlink()
+    older = load_index(hashing_settings.index_dir)
+    assert older.english is None
+    engine = QAEngine(older, HashingEmbedder(), Tokenizer(), Glossary.load(), hashing_settings)
+    assert "验证" in engine.retriever.english.translate("validates")

@@ -8,7 +8,8 @@ contains, it says which corpus words an English word can stand for: validates ->
 rebuilding -> 重建, one-off -> 一次性.
 
 Only short glosses are used ("to validate", "one-off"): long explanatory glosses name
-many words that are not translations.
+many words that are not translations. The table depends only on the corpus vocabulary, so
+the indexer builds it once and stores it with the index (`english.json`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gzip
 import re
 from collections.abc import Collection, Iterator
 from importlib import resources
+from typing import Any
 
 import snowballstemmer
 
@@ -120,3 +122,16 @@ class EnglishToChinese:
 
     def __len__(self) -> int:
         return len(self._table)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "table": {key: list(heads) for key, heads in sorted(self._table.items())},
+            "dictionary": sorted(self._dictionary),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EnglishToChinese:
+        return cls(
+            {key: tuple(heads) for key, heads in data["table"].items()},
+            frozenset(data["dictionary"]),
+        )
