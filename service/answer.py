@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from indexer.sentences import SentenceRecord
-from service.retrieval import Hit
+from service.retrieval import Hit, asks_difference
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class AnswerWeights:
     order_prior: float = 0.1  # the first sentences of a section summarise it
     definition_bonus: float = 0.25  # "定义：" lines, for what-is and difference questions
     mention_bonus: float = 0.1  # the sentence names the object asked about
+    off_topic_penalty: float = 0.3  # the sentence's section is about another object
     min_share: float = 0.4  # keep sentences scoring at least this share of the best
     max_sentences: int = 5
 
@@ -38,7 +39,6 @@ _ASKS_LIST = re.compile(
 )
 # A sentence that points back ("集群内的其他Pod可以通过这个IP地址…") needs its predecessor.
 _REFERS_BACK = re.compile(r"^[^，,]{0,20}?(这个|这些|这种|该|此|上述|上面的|它们|它)")
-_ASKS_DIFF = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ def score_sentences(
     idf: Callable[[str], float],
     mentioned: Sequence[str] = (),
     weights_: AnswerWeights | None = None,
+    off_topic: Collection[int] = (),
 ) -> list[ScoredSentence]:
     """Relevance of each sentence: dense similarity to the question (when available) and
     idf-weighted coverage of the question's words, plus priors from the chunk's rank."""
@@ -86,7 +87,7 @@ def score_sentences(
     weights = {t: idf(t) for t in dict.fromkeys(query_tokens)}
     total = sum(weights.values()) or 1.0
     asks_what = bool(_ASKS_WHAT.search(question))
-    asks_diff = bool(_ASKS_DIFF.search(question))
+    asks_diff = asks_difference(question)
     lowered_mentions = [m.lower() for m in mentioned]
     scored = []
     for s in sentences:
@@ -101,8 +102,25 @@ def score_sentences(
             score += w.definition_bonus
         if lowered_mentions and any(m in s.text.lower() for m in lowered_mentions):
             score += w.mention_bonus
+        if s.hit_rank in off_topic:
+            score -= w.off_topic_penalty
         scored.append(ScoredSentence(s, score))
     return scored
+
+
+def off_topic(wanted: frozenset[str], subjects: Sequence[frozenset[str]]) -> set[int]:
+    """Ranks of the chunks whose section is about other objects than the question asks
+    about: their sentences answer another question ("用啥对象" answered from DaemonSet, then
+    from the Ingress section). `subjects` are the objects each chunk's heading names, best
+    chunk first; a question that names no object is about the best chunk's."""
+    wanted = wanted or (subjects[0] if subjects else frozenset())
+    if not wanted:
+        return set()
+    return {
+        rank
+        for rank, names in enumerate(subjects)
+        if rank and names and not names & wanted
+    }
 
 
 def asks_for_list(question: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,10 @@ class Glossary:
             for alias in sorted({term.name, *term.aliases}, key=len, reverse=True)
         ]
         self._weak = [(term, _pattern(alias)) for term in terms for alias in term.related]
+        self._latin = {
+            term.name: [_pattern(a) for a in {term.name, *term.aliases} if a.isascii()]
+            for term in terms
+        }
         self.by_name = {term.name.lower(): term for term in terms}
 
     @classmethod
@@ -81,6 +86,24 @@ class Glossary:
                     if known is None or (strong and not known.strong):
                         found[term.name] = Mention(term, span[0], strong)
         return sorted(found.values(), key=lambda m: m.start)
+
+    def subjects(self, text: str, hints: bool = False) -> frozenset[str]:
+        """The objects and components the text is about: named ("Service 对象"), or with
+        `hints` also only hinted at by a related word ("机器" for Node)."""
+        return frozenset(
+            m.term.name
+            for m in self.mentions(text)
+            if (m.strong or hints) and not m.term.word
+        )
+
+    def names_all(self, text: str, names: Iterable[str]) -> bool:
+        """Whether the text names every one of these terms by a Latin-script name
+        ("Service", "svc"). Chinese aliases do not count: prose about Ingress says 服务
+        all the time without being about Service."""
+        lowered = text.lower()
+        return all(
+            any(p.search(lowered) for p in self._latin.get(name, ())) for name in names
+        )
 
     def kinds(self, text: str) -> list[str]:
         """Kubernetes kinds the text names explicitly (English or Chinese)."""

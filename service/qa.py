@@ -26,6 +26,7 @@ from service.answer import (
     asks_for_list,
     compose,
     idf_table,
+    off_topic,
     render,
     score_sentences,
     sentences_of,
@@ -81,6 +82,11 @@ class QAEngine:
             "\n".join(" ".join(c.heading) + "\n" + c.text for c in index.chunks).lower(),
         )
         self._vocabulary: frozenset[str] = frozenset().union(*self.retriever.chunk_tokens)
+        # What each section is about: the objects its own heading names ("Service 对象").
+        self._heading_subjects = [
+            glossary.subjects(chunk.heading[-1]) if chunk.heading else frozenset()
+            for chunk in index.chunks
+        ]
         self._example_chunk = [0] * len(index.yaml)
         self._chunk_examples: dict[int, Sequence[int]] = {}
         for row, chunk in enumerate(index.chunks):
@@ -177,6 +183,10 @@ class QAEngine:
         scored = score_sentences(
             query, retrieval.query_tokens, candidates, self.tokenizer.tokenize, self._idf,
             mentioned, self.weights,
+            off_topic(
+                self.glossary.subjects(query, hints=True),
+                [self._heading_subjects[hit.row] for hit in hits],
+            ),
         )
         chosen = compose(
             scored, self.settings.max_answer_chars, self.weights,

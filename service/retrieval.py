@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,6 +18,12 @@ from service.glossary import Glossary
 from service.spelling import SpellingCorrector
 
 Mode = Literal["hybrid", "bm25", "dense"]
+
+_ASKS_DIFFERENCE = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
+
+
+def asks_difference(question: str) -> bool:
+    return bool(_ASKS_DIFFERENCE.search(question))
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,9 @@ class FusionConfig:
     rrf_k: int = 60
     dense_weight: float = 0.5
     candidates: int = 30
+    # Added to the fused score (0..1) of a chunk naming every object a comparison
+    # question names (hybrid mode only, where scores share that scale).
+    comparison_bonus: float = 0.2
 
 
 class Retriever:
@@ -139,6 +149,8 @@ class Retriever:
 
         t3 = time.perf_counter()
         fused = self._fuse(bm25_scores, dense_scores)
+        if mode == "hybrid":
+            self._favour_comparisons(query, own_tokens, fused)
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
         token_set = set(tokens)
         hits = [
@@ -155,6 +167,19 @@ class Retriever:
         ]
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         return Retrieval(hits, tokens, own_tokens, vector, timings)
+
+    def _favour_comparisons(self, query: str, own: list[str], fused: dict[int, float]) -> None:
+        """A comparison ("ingres 和 servcie 有啥区别") is best answered by a section that
+        names every object compared, such as a summary setting them side by side; the
+        sections about each object alone otherwise fill the top ranks."""
+        if not asks_difference(query):
+            return
+        names = self.glossary.subjects(query + " " + " ".join(own))
+        if len(names) < 2:
+            return
+        for row in fused:
+            if self.glossary.names_all(self.index.chunks[row].text, names):
+                fused[row] += self.fusion.comparison_bonus
 
     def _fuse(self, bm25: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
         if not bm25:

@@ -149,6 +149,24 @@ def test_answers_cite_the_expected_section(
         assert cited.strip()
 
 
+@pytest.mark.parametrize(
+    ("question", "off_topic_text"),
+    [
+        # The 2nd and 3rd chunks are about neighbouring objects; their lines used to pad
+        # these answers.
+        ("StatefulSet 适合什么场景？", "ReplicaSet"),
+        ("PersistentVolume 是什么？", "StatefulSet"),
+        ("Role 和 RoleBinding 分别是什么？", "这些对象共同构成"),
+    ],
+)
+def test_answers_stay_on_the_object_asked_about(
+    server: str, question: str, off_topic_text: str
+) -> None:
+    body = ask(server, question)
+    assert body["found"], body
+    assert off_topic_text not in body["answer"], body["answer"]
+
+
 @pytest.mark.parametrize(("question", "kind"), YAML_QUESTIONS)
 def test_yaml_questions_return_that_kind_first(server: str, question: str, kind: str) -> None:
     body = ask(server, question)

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 # targets are higher for some of them; see the README's evaluation section.
 NOTES_FLOORS = {
     "answer_hit_rate": 0.89,
-    "hit_at_3": 0.93,
+    "hit_at_3": 0.94,
     "abstention_precision": 0.90,
     "abstention_recall": 0.90,
     "yaml_kind_accuracy": 0.95,
@@ -38,7 +38,7 @@ NOTES_FLOORS = {
 # The held-out set was written after the pipeline was tuned and is not tuned on; its
 # floors guard generalisation, not the numbers of the set the weights were fitted to.
 HOLDOUT_FLOORS = {
-    "answer_hit_rate": 0.80,
+    "answer_hit_rate": 0.83,
     "hit_at_3": 0.85,
     "abstention_precision": 0.80,
     "abstention_recall": 0.80,

@@ -1,0 +1,48 @@
+"""Answer composition: sentences from sections about other objects give way."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.answer import AnswerWeights, Sentence, off_topic, score_sentences
+from service.glossary import Glossary
+
+
+def test_a_heading_names_what_its_section_is_about() -> None:
+    glossary = Glossary.load()
+    assert glossary.subjects("Service 对象") == {"Service"}
+    assert glossary.subjects("ClusterRole 和 ClusterRoleBinding") >= {"ClusterRole"}
+    assert glossary.subjects("总结") == frozenset()
+    # A question may only hint at an object; a heading has to name it.
+    assert "Node" not in glossary.subjects("机器要维护了怎么办？")
+    assert "Node" in glossary.subjects("机器要维护了怎么办？", hints=True)
+
+
+def test_sections_about_other_objects_are_off_topic() -> None:
+    daemonset, ingress = frozenset({"DaemonSet"}), frozenset({"Ingress"})
+    summary: frozenset[str] = frozenset()
+    # The question names DaemonSet: the Ingress section answers something else; a section
+    # whose heading names nothing ("总结") is never judged.
+    assert off_topic(frozenset({"DaemonSet"}), [daemonset, ingress, summary]) == {1}
+    # A question that names no object ("每台节点都要跑一个日志 agent，用啥对象？") is about
+    # whatever the best chunk is about.
+    assert off_topic(frozenset(), [daemonset, ingress, daemonset]) == {1}
+    # A comparison wants both objects' sections.
+    assert off_topic(frozenset({"DaemonSet", "Ingress"}), [daemonset, ingress]) == set()
+    assert off_topic(frozenset(), [summary, ingress]) == set()
+
+
+def test_off_topic_sentences_score_lower_by_the_penalty() -> None:
+    weights = AnswerWeights()
+    same_text = [
+        Sentence("作用：常用于集群中每个节点上都需要运行的任务。", line=1, hit_rank=rank,
+                 order=0, citation=rank + 1, dense=0.9)
+        for rank in (1, 2)
+    ]
+    scored = score_sentences(
+        "用什么对象？", ["对象"], same_text, lambda text: list(text), lambda token: 1.0,
+        weights_=weights, off_topic={1},
+    )
+    # Rank 1 is off topic; rank 2 is not. Without the penalty rank 1 would win on rank prior.
+    prior_gap = weights.rank_prior / 2 - weights.rank_prior / 3
+    assert scored[1].score - scored[0].score == pytest.approx(weights.off_topic_penalty - prior_gap)

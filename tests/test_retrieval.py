@@ -1,0 +1,55 @@
+"""Retrieval details: comparison questions favour sections naming every object compared."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from indexer.build import build_index
+from indexer.embedding import HashingEmbedder
+from indexer.settings import Settings
+from indexer.store import load_index
+from indexer.tokenization import Tokenizer
+from service.glossary import Glossary
+from service.retrieval import FusionConfig, Retriever, asks_difference
+
+
+def test_latin_names_count_and_chinese_aliases_do_not() -> None:
+    glossary = Glossary.load()
+    both = ["Service", "Ingress"]
+    assert glossary.names_all("Service对象：主要用于集群内部… Ingress对象：…", both)
+    assert glossary.names_all("用 svc 暴露，再配 ingress", both)
+    # 服务 is how the notes say "service" in general, not only the Service object.
+    assert not glossary.names_all("Ingress 把流量路由到集群内的服务", both)
+
+
+def test_questions_that_compare() -> None:
+    assert asks_difference("ingres 和 servcie 有啥区别")
+    assert asks_difference("What is the difference between Ingress and Service?")
+    assert not asks_difference("Ingress 是什么？")
+
+
+def test_a_comparison_favours_the_section_naming_both(hashing_settings: Settings) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    retriever = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(),
+                          replace_fusion(hashing_settings, 0.2))
+    plain = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(),
+                      replace_fusion(hashing_settings, 0.0))
+    question = "ingres 和 servcie 有啥区别"
+    both = "Service对象：主要用于集群内部"
+
+    def rank(r: Retriever) -> int:
+        hits = r.search(question, "hybrid", 10).hits
+        return next(i for i, h in enumerate(hits, 1) if both in h.chunk.text)
+
+    assert rank(retriever) <= 2 < rank(plain), (rank(retriever), rank(plain))
+    # Single-leg modes keep their raw scores.
+    assert all(h.fused == h.bm25 for h in retriever.search(question, "bm25", 10).hits)
+
+
+def replace_fusion(settings: Settings, bonus: float) -> FusionConfig:
+    return replace(
+        FusionConfig(method=settings.fusion, rrf_k=settings.rrf_k,
+                     dense_weight=settings.dense_weight, candidates=settings.candidates),
+        comparison_bonus=bonus,
+    )
