@@ -35,9 +35,11 @@ def match_examples(
     chunk_examples: dict[int, Sequence[int]],
     limit: int = 3,
 ) -> list[MatchedExample]:
-    """Examples of the named kinds first (those in retrieved chunks before the rest), then
-    the examples inside the retrieved chunks. Nothing when the question neither names a kind
-    nor asks for an example."""
+    """Examples of the named kinds (those in retrieved chunks before the rest); when the
+    question asks for an example without naming a kind, the examples inside the retrieved
+    chunks. Nothing when the question neither names a kind nor asks for an example, and
+    nothing of another kind when it names one: a DaemonSet question whose third chunk holds
+    a Service manifest is not asking for that manifest."""
     if not kinds and not wants_example(question):
         return []
     rank_of_row = {row: rank for rank, row in enumerate(hit_rows)}
@@ -65,7 +67,7 @@ def match_examples(
                 break
             if i not in chosen and example_chunk[i] in rank_of_row:
                 chosen.append(i)
-    for row in hit_rows:
+    for row in hit_rows if not wanted else ():
         for i in chunk_examples.get(row, ()):
             if len(chosen) >= limit:
                 break

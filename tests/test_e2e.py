@@ -167,6 +167,14 @@ def test_answers_stay_on_the_object_asked_about(
     assert off_topic_text not in body["answer"], body["answer"]
 
 
+def test_no_manifest_of_an_unrelated_kind(server: str) -> None:
+    # The question names Node (节点) and the answer is DaemonSet; neither has an example in
+    # the notes. A Service manifest sits in the third chunk and used to be attached.
+    body = ask(server, "每个节点都要跑一个监控代理，用什么对象？")
+    assert body["found"] and "DaemonSet" in body["answer"]
+    assert body["yaml_examples"] == []
+
+
 @pytest.mark.parametrize(("question", "kind"), YAML_QUESTIONS)
 def test_yaml_questions_return_that_kind_first(server: str, question: str, kind: str) -> None:
     body = ask(server, question)

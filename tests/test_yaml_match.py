@@ -1,0 +1,45 @@
+"""Which YAML examples go with an answer."""
+
+from __future__ import annotations
+
+from indexer.types import YamlExample
+from service.yaml_match import match_examples
+
+
+def example(kind: str) -> YamlExample:
+    return YamlExample(
+        source="notes.md", lines=(1, 2), yaml=f"kind: {kind}\n", valid=True, kind=kind,
+        api_version="v1", name=f"my-{kind.lower()}",
+    )
+
+
+EXAMPLES = [example("Service"), example("Ingress"), example("Deployment")]
+EXAMPLE_CHUNK = [2, 5, 7]  # the chunk row each example sits in
+CHUNK_EXAMPLES = {2: [0], 5: [1], 7: [2]}
+
+
+def kinds(question: str, named: list[str], hit_rows: list[int]) -> list[str | None]:
+    matched = match_examples(question, named, hit_rows, EXAMPLES, EXAMPLE_CHUNK, CHUNK_EXAMPLES)
+    return [m.example.kind for m in matched]
+
+
+def test_a_named_kind_brings_its_example_even_from_outside_the_top_chunks() -> None:
+    assert kinds("Ingress 有什么用？", ["Ingress"], [2, 3]) == ["Ingress"]
+    assert kinds("Ingress 和 Service 的 YAML", ["Ingress", "Service"], [9]) == [
+        "Ingress", "Service",
+    ]
+
+
+def test_an_example_request_without_a_kind_takes_the_retrieved_chunks_examples() -> None:
+    assert kinds("给我一个示例", [], [7, 2]) == ["Deployment", "Service"]
+
+
+def test_no_examples_of_other_kinds_than_the_one_named() -> None:
+    # DaemonSet has no example in these notes; the Service manifest in the third chunk
+    # answers nothing the user asked.
+    assert kinds("DaemonSet 是什么？", ["DaemonSet"], [4, 6, 2]) == []
+    assert kinds("DaemonSet 的 YAML 怎么写", ["DaemonSet"], [4, 6, 2]) == []
+
+
+def test_nothing_unless_a_kind_is_named_or_an_example_asked_for() -> None:
+    assert kinds("集群是怎么调度的？", [], [2, 5]) == []
