@@ -175,6 +175,11 @@ def test_no_manifest_of_an_unrelated_kind(server: str) -> None:
     assert body["yaml_examples"] == []
 
 
+def test_misspelt_kinds_still_bring_their_examples(server: str) -> None:
+    body = ask(server, "ingres 和 servcie 有啥区别")
+    assert {"Ingress", "Service"} <= {ex["kind"] for ex in body["yaml_examples"]}
+
+
 @pytest.mark.parametrize(("question", "kind"), YAML_QUESTIONS)
 def test_yaml_questions_return_that_kind_first(server: str, question: str, kind: str) -> None:
     body = ask(server, question)
