@@ -98,7 +98,9 @@ def score_sentences(
             score += max(0.0, (s.dense - w.dense_floor) / (1 - w.dense_floor)) * w.dense_weight
         score += w.rank_prior / (1 + s.hit_rank)
         score += w.order_prior / (1 + s.order)
-        if (asks_what or asks_diff) and _DEFINITION.match(s.text):
+        if (asks_what or asks_diff) and _DEFINITION.match(s.text) and s.hit_rank not in off_topic:
+            # Only the asked object's definition: "DaemonSet 是什么？" is not answered by
+            # StatefulSet's.
             score += w.definition_bonus
         if lowered_mentions and any(m in s.text.lower() for m in lowered_mentions):
             score += w.mention_bonus

@@ -46,3 +46,20 @@ def test_off_topic_sentences_score_lower_by_the_penalty() -> None:
     # Rank 1 is off topic; rank 2 is not. Without the penalty rank 1 would win on rank prior.
     prior_gap = weights.rank_prior / 2 - weights.rank_prior / 3
     assert scored[1].score - scored[0].score == pytest.approx(weights.off_topic_penalty - prior_gap)
+
+
+def test_only_the_asked_objects_definition_gets_the_definition_bonus() -> None:
+    weights = AnswerWeights()
+    definitions = [
+        Sentence("定义：这是一个对象。", line=1, hit_rank=rank, order=0, citation=rank + 1,
+                 dense=0.9)
+        for rank in (1, 2)
+    ]
+    scored = score_sentences(
+        "DaemonSet 是什么？", ["daemonset"], definitions, lambda text: list(text),
+        lambda token: 1.0, weights_=weights, off_topic={1},
+    )
+    prior_gap = weights.rank_prior / 2 - weights.rank_prior / 3
+    assert scored[1].score - scored[0].score == pytest.approx(
+        weights.off_topic_penalty + weights.definition_bonus - prior_gap
+    )

@@ -157,6 +157,8 @@ def test_answers_cite_the_expected_section(
         ("StatefulSet 适合什么场景？", "ReplicaSet"),
         ("PersistentVolume 是什么？", "StatefulSet"),
         ("Role 和 RoleBinding 分别是什么？", "这些对象共同构成"),
+        # A what-is question favours definitions, but only the asked object's.
+        ("DaemonSet 是什么？", "StatefulSet"),
     ],
 )
 def test_answers_stay_on_the_object_asked_about(
