@@ -95,9 +95,11 @@ class QAEngine:
                 self._example_chunk[i] = row
 
     def confidence(
-        self, query_tokens: Sequence[str], hits: Sequence[Hit], query: str = ""
+        self, query_tokens: Sequence[str], hits: Sequence[Hit], query: str = "",
+        own_dense: float | None = None,
     ) -> Confidence:
-        """How sure we are that the notes answer (see `service.abstention`)."""
+        """How sure we are that the notes answer (see `service.abstention`). `own_dense`,
+        when given, is the question's own best similarity (see `Retrieval.own_dense`)."""
         english = self.retriever.english if is_english(query) else None
         forms = synonyms(
             query_tokens, self.glossary, self.tokenizer.tokenize, query,
@@ -105,9 +107,11 @@ class QAEngine:
         )
         unknown = unknown_terms(forms, self._vocabulary)
         dense_values = [h.dense for h in hits if h.dense is not None]
+        if own_dense is None and dense_values:
+            own_dense = max(dense_values)
         return assess(
             forms,
-            max(dense_values) if dense_values else None,
+            own_dense,
             [self.retriever.chunk_tokens[h.row] for h in hits[:3]],
             unknown,
             self._idf,
@@ -146,7 +150,7 @@ class QAEngine:
         query = rewrite(question, history, self.glossary)
         retrieval = self.retrieve(query, mode, limit=max(top_k, 3))
         # Confidence uses only the user's own words, not the glossary's expansion.
-        conf = self.confidence(retrieval.own_tokens, retrieval.hits, query)
+        conf = self.confidence(retrieval.own_tokens, retrieval.hits, query, retrieval.own_dense)
         timings = dict(retrieval.timings_ms)
         timings["search"] = timings.get("bm25", 0.0) + timings.get("dense", 0.0) + timings.get(
             "fuse", 0.0

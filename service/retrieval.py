@@ -43,6 +43,10 @@ class Retrieval:
     own_tokens: list[str]  # the user's words only, spelling corrected
     query_vector: np.ndarray | None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The question's own best similarity to any chunk or sentence when the dense leg
+    # searched with an expanded text instead (English questions): abstention judges this,
+    # since the added Chinese words bring every question closer to the notes.
+    own_dense: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,19 @@ class Retriever:
 
         dense_scores: dict[int, float] = {}
         vector = None
+        own_dense = None
         if mode in ("hybrid", "dense") and n:
             t1 = time.perf_counter()
-            vector = self.embedder.encode_queries([query])
+            texts = [query]
+            expansion = tokens[len(own_tokens):] if is_english(query) else []
+            if expansion:
+                # English words sit far from Chinese notes in the model's space; their
+                # Chinese names and translations, added to the text, bring it closer.
+                texts.append(query + " " + " ".join(expansion))
+            vectors = self.embedder.encode_queries(texts)
+            vector = vectors[-1:]
+            if expansion:
+                own_dense = self._best_similarity(vectors[:1])
             timings["embed"] = (time.perf_counter() - t1) * 1000
             t2 = time.perf_counter()
             sims, ids = self.index.dense.search(vector, candidates)
@@ -166,7 +180,15 @@ class Retriever:
             for row, score in ranked
         ]
         timings["fuse"] = (time.perf_counter() - t3) * 1000
-        return Retrieval(hits, tokens, own_tokens, vector, timings)
+        return Retrieval(hits, tokens, own_tokens, vector, timings, own_dense)
+
+    def _best_similarity(self, vector: np.ndarray) -> float:
+        """Similarity of the nearest chunk or sentence."""
+        sims, _ = self.index.dense.search(vector, 1)
+        best = float(sims[0][0])
+        if self.index.sentence_dense.ntotal:
+            best = max(best, float(self.index.sentence_dense.search(vector, 1)[0][0][0]))
+        return best
 
     def _favour_comparisons(self, query: str, own: list[str], fused: dict[int, float]) -> None:
         """A comparison ("ingres 和 servcie 有啥区别") is best answered by a section that

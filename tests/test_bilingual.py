@@ -105,3 +105,38 @@ def test_the_index_carries_its_translation_table(hashing_settings: Settings) -> 
     assert older.english is None
     engine = QAEngine(older, HashingEmbedder(), Tokenizer(), Glossary.load(), hashing_settings)
     assert "验证" in engine.retriever.english.translate("validates")
+
+
+class RecordingEmbedder(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[list[str]] = []
+
+    def encode_queries(self, texts):  # type: ignore[no-untyped-def]
+        self.queries.append(list(texts))
+        return super().encode_queries(texts)
+
+
+def test_english_questions_are_embedded_with_their_chinese_words(
+    hashing_settings: Settings,
+) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    embedder = RecordingEmbedder()
+    engine = QAEngine(index, embedder, Tokenizer(), Glossary.load(), hashing_settings)
+
+    english = engine.retriever.search("Which component validates objects?", "hybrid")
+    # One batch: the question as asked, then with the translations the keyword leg uses.
+    asked, expanded = embedder.queries[-1]
+    assert asked == "Which component validates objects?"
+    assert expanded.startswith(asked) and "验证" in expanded
+    # Abstention judges the question as asked: its own nearest neighbour, not the
+    # expanded text's.
+    own = engine.retriever.embedder.encode_queries([asked])
+    sims, _ = index.dense.search(own, 1)
+    s_sims, _ = index.sentence_dense.search(own, 1)
+    assert english.own_dense == pytest.approx(max(sims[0][0], s_sims[0][0]))
+
+    chinese = engine.retriever.search("Secret 是什么？", "hybrid")
+    assert embedder.queries[-1] == ["Secret 是什么？"]
+    assert chinese.own_dense is None
