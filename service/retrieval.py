@@ -16,6 +16,7 @@ from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
 from service.glossary import Glossary
 from service.spelling import SpellingCorrector
+from service.yaml_match import wants_example
 
 Mode = Literal["hybrid", "bm25", "dense"]
 
@@ -58,6 +59,9 @@ class FusionConfig:
     # Added to the fused score (0..1) of a chunk naming every object a comparison
     # question names (hybrid mode only, where scores share that scale).
     comparison_bonus: float = 0.2
+    # Scales the score of a chunk that is only a code block (a manifest, a command)
+    # unless the question asks for an example: it shows, it does not explain.
+    code_only_factor: float = 0.5
 
 
 class Retriever:
@@ -87,6 +91,9 @@ class Retriever:
         # English words the notes never use are searched by their Chinese translations.
         # Indexes built before the table was stored with them get it computed here (~1 s).
         self.english = index.english or EnglishToChinese.for_vocabulary(index.bm25.vocab_dict)
+        self.code_only = [
+            not any(line.strip() for line, _ in c.prose_lines()) for c in index.chunks
+        ]
         self.sentence_vectors = index.sentence_vectors()
         self.sentences_of_chunk: list[list[int]] = [[] for _ in index.chunks]
         for i, sentence in enumerate(index.sentences):
@@ -165,6 +172,10 @@ class Retriever:
         fused = self._fuse(bm25_scores, dense_scores)
         if mode == "hybrid":
             self._favour_comparisons(query, own_tokens, fused)
+        if not wants_example(query):
+            for row in fused:
+                if self.code_only[row]:
+                    fused[row] *= self.fusion.code_only_factor
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
         token_set = set(tokens)
         hits = [

@@ -177,6 +177,13 @@ def test_no_manifest_of_an_unrelated_kind(server: str) -> None:
     assert body["yaml_examples"] == []
 
 
+def test_a_bare_manifest_does_not_outrank_the_explanation(server: str) -> None:
+    # "Pods" pulls the Pod manifest close on dense similarity; it shows, it does not say
+    # which component validates anything.
+    body = ask(server, "Which component validates objects like Pods?")
+    assert body["citations"][0]["heading"][-1] == "Kubernetes中的组件与对象的关系"
+
+
 def test_misspelt_kinds_still_bring_their_examples(server: str) -> None:
     body = ask(server, "ingres 和 servcie 有啥区别")
     assert {"Ingress", "Service"} <= {ex["kind"] for ex in body["yaml_examples"]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from indexer.build import build_index
 from indexer.embedding import HashingEmbedder
 from indexer.settings import Settings
@@ -53,3 +55,29 @@ def replace_fusion(settings: Settings, bonus: float) -> FusionConfig:
                      dense_weight=settings.dense_weight, candidates=settings.candidates),
         comparison_bonus=bonus,
     )
+
+
+def test_a_bare_manifest_ranks_lower_unless_an_example_is_asked_for(
+    hashing_settings: Settings,
+) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    plain_fusion = replace(replace_fusion(hashing_settings, 0.2), code_only_factor=1.0)
+    plain = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(), plain_fusion)
+    retriever = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(),
+                          replace_fusion(hashing_settings, 0.2))
+    manifests = {row for row, only in enumerate(retriever.code_only) if only}
+    assert manifests  # the notes' YAML examples are chunks of their own
+
+    def scores(r: Retriever, question: str) -> dict[int, float]:
+        return {h.row: h.fused for h in r.search(question, "hybrid", 49).hits}
+
+    question = "Pod 是什么？"
+    before, after = scores(plain, question), scores(retriever, question)
+    shown = manifests & before.keys()
+    assert shown
+    for row in shown:
+        assert after[row] == pytest.approx(before[row] * 0.5)
+    # Asked for an example, a manifest keeps its full score.
+    example = "给我一个 Pod 的 YAML 示例"
+    assert scores(retriever, example) == scores(plain, example)
