@@ -69,12 +69,7 @@ class QAEngine:
             embedder,
             tokenizer,
             glossary,
-            FusionConfig(
-                method=settings.fusion,
-                rrf_k=settings.rrf_k,
-                dense_weight=settings.dense_weight,
-                candidates=settings.candidates,
-            ),
+            FusionConfig.from_settings(settings),
         )
         self._idf = idf_table(self.retriever.chunk_tokens)
         self._absent_terms = absent_terms(

@@ -11,6 +11,7 @@ import numpy as np
 
 from indexer.bilingual import EnglishToChinese, is_english
 from indexer.embedding import Embedder
+from indexer.settings import Settings
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
@@ -62,6 +63,15 @@ class FusionConfig:
     # Scales the score of a chunk that is only a code block (a manifest, a command)
     # unless the question asks for an example: it shows, it does not explain.
     code_only_factor: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FusionConfig:
+        return cls(
+            method=settings.fusion,
+            rrf_k=settings.rrf_k,
+            dense_weight=settings.dense_weight,
+            candidates=settings.candidates,
+        )
 
 
 class Retriever:

@@ -67,10 +67,11 @@ def match_examples(
                 break
             if i not in chosen and example_chunk[i] in rank_of_row:
                 chosen.append(i)
-    for row in hit_rows if not wanted else ():
-        for i in chunk_examples.get(row, ()):
-            if len(chosen) >= limit:
-                break
-            if i not in chosen:
-                chosen.append(i)
+    if not wanted:
+        for row in hit_rows:
+            for i in chunk_examples.get(row, ()):
+                if len(chosen) >= limit:
+                    break
+                if i not in chosen:
+                    chosen.append(i)
     return [MatchedExample(i, examples[i], example_chunk[i]) for i in chosen[:limit]]

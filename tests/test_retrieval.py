@@ -50,11 +50,7 @@ def test_a_comparison_favours_the_section_naming_both(hashing_settings: Settings
 
 
 def replace_fusion(settings: Settings, bonus: float) -> FusionConfig:
-    return replace(
-        FusionConfig(method=settings.fusion, rrf_k=settings.rrf_k,
-                     dense_weight=settings.dense_weight, candidates=settings.candidates),
-        comparison_bonus=bonus,
-    )
+    return replace(FusionConfig.from_settings(settings), comparison_bonus=bonus)
 
 
 def test_a_bare_manifest_ranks_lower_unless_an_example_is_asked_for(
