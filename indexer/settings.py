@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,3 +52,32 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        None,
+        description="Where people reach this service (e.g. https://notes-qa.example.com); "
+        "Slack replies link citations to its note view.",
+    )
+
+    # Questions, answers and votes (SQLite). 0 keeps nothing: no question is stored and
+    # feedback is switched off.
+    feedback_db: Path = Field(Path(".notesqa/feedback.sqlite3"))
+    retention_days: int = Field(90, ge=0, description="Days questions are kept; 0 = none.")
+
+    # Slack: the bot is on when both the bot token and the signing secret are set. The
+    # names are Slack's own, as in Slack's documentation (the NOTESQA_ form works too).
+    slack_bot_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "NOTESQA_SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "NOTESQA_SLACK_SIGNING_SECRET"),
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "NOTESQA_SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Base URL of Slack's Web API (a fake in tests)."
+    )
+    slack_channels: list[str] = Field(
+        default_factory=list, description="Channel ids the bot answers in; empty = all."
+    )

@@ -3,122 +3,22 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from indexer.embedding import Embedder, load_embedder
-from indexer.reading import UndecodableError, decode_note
+from indexer.embedding import Embedder
 from indexer.settings import Settings
-from indexer.store import IndexNotFoundError, current_build, load_build
-from indexer.tokenization import Tokenizer
+from service import notes
 from service.followup import Turn
-from service.glossary import Glossary
-from service.qa import QAEngine
-from service.rerank import Reranker, load_reranker
-from service.schemas import AskRequest, AskResponse
+from service.schemas import AskRequest, AskResponse, FeedbackRequest, FeedbackResponse
+from service.state import NotReadyError, ServiceState
 
 log = logging.getLogger("notesqa")
-
-
-@dataclass
-class Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        self.asks = Counter(
-            "notesqa_asks", "Questions answered", ["mode", "found"], registry=self.registry
-        )
-        self.latency = Histogram(
-            "notesqa_ask_seconds",
-            "Time to answer /ask",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=self.registry,
-        )
-
-
-class ServiceState:
-    """Everything the app needs at run time; swapped as a whole when a new index appears."""
-
-    def __init__(self, settings: Settings, embedder: Embedder | None = None):
-        self.settings = settings
-        self._embedder = embedder
-        self.tokenizer = Tokenizer()
-        self.glossary = Glossary.load()
-        self.engine: QAEngine | None = None
-        self.build: Path | None = None
-        self.not_ready_reason: str | None = "索引尚未加载"
-        self._lock = threading.Lock()
-        self.metrics = Metrics()
-
-    @property
-    def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = load_embedder(
-                self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size
-            )
-        return self._embedder
-
-    @cached_property
-    def reranker(self) -> Reranker | None:
-        return load_reranker(self.settings.reranker)
-
-    def load(self) -> None:
-        """Load the published index (again, if a newer build was published)."""
-        with self._lock:
-            build = current_build(self.settings.index_dir)
-            if build is None:
-                self.not_ready_reason = (
-                    f"{self.settings.index_dir} 中没有索引，请先运行 notesqa index"
-                )
-                return
-            if build == self.build and self.engine is not None:
-                return
-            try:
-                index = load_build(build)
-            except (IndexNotFoundError, OSError, ValueError, KeyError) as exc:
-                # Keep serving the index we have; report why the new one was refused.
-                log.error("索引 %s 无法加载：%s", build, exc)
-                if self.engine is None:
-                    self.not_ready_reason = f"索引无法加载：{exc}"
-                return
-            if index.manifest.model != self.settings.model:
-                reason = (
-                    f"索引由模型 {index.manifest.model} 构建，与当前设置 {self.settings.model} "
-                    "不一致，请重新运行 notesqa index"
-                )
-                log.error(reason)
-                if self.engine is None:
-                    self.not_ready_reason = reason
-                return
-            engine = QAEngine(
-                index, self.embedder, self.tokenizer, self.glossary, self.settings,
-                reranker=self.reranker,
-            )
-            engine.warm_up()
-            self.engine, self.build, self.not_ready_reason = engine, build, None
-            log.info("已加载索引 %s（%d 个片段）", build.name, len(index.chunks))
-
-    def refresh(self) -> None:
-        """Cheap check (one readlink) for a newly published index."""
-        build = current_build(self.settings.index_dir)
-        if build is not None and build != self.build:
-            self.load()
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -130,6 +30,8 @@ def _validation_message(exc: RequestValidationError) -> str:
             msg = "请求体不是合法的 JSON"
         elif error.get("type") == "literal_error" and where == "mode":
             msg = "mode 只能是 hybrid、bm25 或 dense"
+        elif error.get("type") == "literal_error" and where == "vote":
+            msg = "vote 只能是 up 或 down"
         elif error.get("type") == "missing":
             msg = "缺少必填字段"
         parts.append(f"{where}: {msg}" if where else msg)
@@ -198,44 +100,42 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     @app.post("/ask", response_model=AskResponse, summary="提问")
     def ask(request: AskRequest) -> AskResponse | JSONResponse:
         state.refresh()
-        engine = state.engine
-        if engine is None:
+        try:
+            return state.answer(
+                request.question,
+                top_k=request.top_k,
+                mode=request.mode,
+                history=[Turn(t.role, t.content) for t in request.history],
+                source=request.client,
+            )
+        except NotReadyError as exc:
+            return JSONResponse(status_code=503, content={"message": f"服务尚未就绪：{exc}"})
+
+    @app.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        summary="对回答投票（👍/👎）",
+        responses={404: {"description": "没有这条回答"}, 503: {"description": "未开启记录"}},
+    )
+    def feedback(request: FeedbackRequest) -> FeedbackResponse | JSONResponse:
+        if not state.feedback.enabled:
             return JSONResponse(
                 status_code=503,
-                content={"message": f"服务尚未就绪：{state.not_ready_reason}"},
+                content={"message": "未保存问答记录（NOTESQA_RETENTION_DAYS=0），无法记录反馈"},
             )
-        started = time.perf_counter()
-        response = engine.ask(
-            request.question,
-            top_k=request.top_k,
-            mode=request.mode,
-            history=[Turn(t.role, t.content) for t in request.history],
+        tally = state.feedback.vote(
+            request.id, 1 if request.vote == "up" else -1, request.user or "anonymous", "web"
         )
-        state.metrics.latency.observe(time.perf_counter() - started)
-        state.metrics.asks.labels(request.mode, str(response.found).lower()).inc()
-        return response
-
-    @app.get("/notes/{path:path}", summary="笔记原文", response_class=PlainTextResponse)
-    def note(path: str) -> Response:
-        engine = state.engine
-        if engine is None:
-            return JSONResponse(status_code=503, content={"message": "服务尚未就绪"})
-        entry = engine.index.manifest.files.get(path)
-        if entry is None:
-            return JSONResponse(status_code=404, content={"message": f"没有这篇笔记：{path}"})
-        file = Path(entry.file).resolve()
-        root = Path(entry.root).resolve()
-        # Only files inside a corpus root, whatever the manifest or a symlink says.
-        if not file.is_relative_to(root) or not file.is_file():
-            return JSONResponse(status_code=404, content={"message": f"没有这篇笔记：{path}"})
-        try:
-            text, _ = decode_note(file.read_bytes())
-        except (OSError, UndecodableError) as exc:
-            return JSONResponse(status_code=404, content={"message": f"无法读取笔记：{exc}"})
-        return PlainTextResponse(text)
+        if tally is None:
+            return JSONResponse(
+                status_code=404,
+                content={"message": f"没有这条回答：{request.id}（可能已超过保留期）"},
+            )
+        return FeedbackResponse(id=request.id, vote=request.vote, up=tally.up, down=tally.down)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(notes.router(state))
     return app

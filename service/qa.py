@@ -35,7 +35,14 @@ from service.followup import Turn, rewrite
 from service.glossary import Glossary
 from service.rerank import Reranker
 from service.retrieval import FusionConfig, Hit, Mode, Retrieval, Retriever
-from service.schemas import AskResponse, Citation, Scores, Snippet, YamlExampleOut
+from service.schemas import (
+    AskResponse,
+    Citation,
+    Scores,
+    Snippet,
+    Suggestion,
+    YamlExampleOut,
+)
 from service.yaml_match import match_examples
 
 RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
@@ -162,6 +169,7 @@ class QAEngine:
                 snippets=[],
                 citations=[],
                 yaml_examples=[],
+                suggestions=_suggestions(retrieval.hits),
                 timings_ms=_round(timings),
             )
 
@@ -292,6 +300,26 @@ def _announced_list(query: str, hits: Sequence[Hit]) -> list[int]:
         for rank, hit in enumerate(hits)
         if hit.chunk.source == top.source and hit.chunk.heading == top.heading
     ]
+
+
+def _suggestions(hits: Sequence[Hit], limit: int = 3) -> list[Suggestion]:
+    """The closest distinct sections, so a declined question still shows where to look."""
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    out = []
+    for hit in hits:
+        key = (hit.chunk.source, tuple(hit.chunk.heading))
+        if key in seen or not hit.chunk.heading:
+            continue
+        seen.add(key)
+        out.append(
+            Suggestion(
+                source=hit.chunk.source, heading=list(hit.chunk.heading), lines=hit.chunk.lines,
+                url=note_url(hit.chunk.source, hit.chunk.lines),
+            )
+        )
+        if len(out) == limit:
+            break
+    return out
 
 
 def note_url(source: str, lines: tuple[int, int]) -> str:

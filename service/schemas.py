@@ -19,6 +19,9 @@ class AskRequest(BaseModel):
     top_k: int = Field(3, description="返回的片段数（1–10）")
     mode: Literal["hybrid", "bm25", "dense"] = Field("hybrid", description="检索方式")
     history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
+    client: Literal["api", "web"] = Field(
+        "api", description="谁在提问：api（默认）或 web（帮助台页面），用于统计"
+    )
 
     @field_validator("question")
     @classmethod
@@ -71,7 +74,19 @@ class YamlExampleOut(BaseModel):
     problems: list[str] = Field(default_factory=list)
 
 
+class Suggestion(BaseModel):
+    """A section close to an unanswered question, offered instead of an answer."""
+
+    source: str
+    heading: list[str]
+    lines: tuple[int, int]
+    url: str
+
+
 class AskResponse(BaseModel):
+    id: str | None = Field(
+        None, description="这次回答的编号，用于反馈；不保存问题时（保留期为 0）为 null"
+    )
     question: str
     rewritten_query: str
     found: bool
@@ -80,4 +95,20 @@ class AskResponse(BaseModel):
     snippets: list[Snippet]
     citations: list[Citation]
     yaml_examples: list[YamlExampleOut]
+    suggestions: list[Suggestion] = Field(
+        default_factory=list, description="没有找到答案时，最接近的几个笔记章节"
+    )
     timings_ms: dict[str, float]
+
+
+class FeedbackRequest(BaseModel):
+    id: str = Field(min_length=1, max_length=64, description="/ask 返回的 id")
+    vote: Literal["up", "down"]
+    user: str | None = Field(None, max_length=200, description="投票人（匿名时省略）")
+
+
+class FeedbackResponse(BaseModel):
+    id: str
+    vote: Literal["up", "down"]
+    up: int
+    down: int

@@ -37,6 +37,7 @@ def hashing_settings(tmp_path: Path, notes_corpus: Path) -> Settings:
     return Settings(
         corpus=[notes_corpus],
         index_dir=tmp_path / "index",
+        feedback_db=tmp_path / "feedback.sqlite3",
         model="hashing",
         cache_dir=cache_root(),
         # The hashing embedder's similarities mean little: only never-answerable

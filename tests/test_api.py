@@ -99,7 +99,8 @@ def test_health_readiness_and_notes(client: TestClient) -> None:
 
 
 def test_not_ready_without_an_index(tmp_path: Path) -> None:
-    settings = Settings(corpus=[tmp_path], index_dir=tmp_path / "none", model="hashing")
+    settings = Settings(corpus=[tmp_path], index_dir=tmp_path / "none", model="hashing",
+                    feedback_db=tmp_path / "fb.sqlite3")
     with TestClient(create_app(settings)) as c:
         r = c.get("/readyz")
         assert r.status_code == 503
@@ -122,7 +123,44 @@ def test_a_newly_published_index_is_picked_up(
 
 def test_app_factories_do_not_share_state(hashing_settings: Settings, tmp_path: Path) -> None:
     build_index(hashing_settings, HashingEmbedder(), Tokenizer())
-    other = Settings(corpus=[tmp_path], index_dir=tmp_path / "none", model="hashing")
+    other = Settings(corpus=[tmp_path], index_dir=tmp_path / "none", model="hashing",
+                    feedback_db=tmp_path / "fb.sqlite3")
     with TestClient(create_app(hashing_settings)) as a, TestClient(create_app(other)) as b:
         assert a.get("/readyz").status_code == 200
         assert b.get("/readyz").status_code == 503
+
+
+def test_an_answer_can_be_voted_on(client: TestClient) -> None:
+    body = client.post("/ask", json={"question": "Secret 是用来做什么的？", "client": "web"}).json()
+    assert body["id"]
+    r = client.post("/feedback", json={"id": body["id"], "vote": "down", "user": "u-1"})
+    assert r.status_code == 200
+    assert r.json() == {"id": body["id"], "vote": "down", "up": 0, "down": 1}
+    state = client.app.state.notesqa  # type: ignore[attr-defined]
+    kept = state.feedback.get_ask(body["id"])
+    assert kept.source == "web" and kept.question == "Secret 是用来做什么的？"
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "phrase"),
+    [
+        ({"id": "nope", "vote": "up"}, 404, "没有这条回答"),
+        ({"id": "x", "vote": "maybe"}, 422, "vote 只能是 up 或 down"),
+        ({"vote": "up"}, 422, "缺少必填字段"),
+    ],
+)
+def test_bad_feedback_is_refused_in_chinese(
+    client: TestClient, payload: dict[str, object], status: int, phrase: str
+) -> None:
+    r = client.post("/feedback", json=payload)
+    assert r.status_code == status
+    assert phrase in r.json()["message"]
+
+
+def test_a_declined_question_suggests_the_closest_sections(client: TestClient) -> None:
+    body = client.post("/ask", json={"question": "Kafka 的分区怎么重新平衡？"}).json()
+    assert body["found"] is False
+    assert body["suggestions"], body
+    first = body["suggestions"][0]
+    assert first["url"].startswith("/notes/k8s-notes.md#L")
+    assert first["heading"]

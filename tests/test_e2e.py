@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) ->
         **os.environ,
         "NOTESQA_CORPUS": json.dumps([str(corpus)]),
         "NOTESQA_INDEX_DIR": str(work / "index"),
+        "NOTESQA_FEEDBACK_DB": str(work / "feedback.sqlite3"),
         "NOTESQA_CACHE_DIR": str(cache_root()),
         "HF_HUB_OFFLINE": "1",
     }
