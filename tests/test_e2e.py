@@ -3,71 +3,23 @@ real FAISS), asked over HTTP like a user would."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import NOTES, cache_root
+from tests.conftest import NOTES
+from tests.servers import notesqa_server
 
 pytestmark = pytest.mark.slow
-
-NOTESQA = Path(sys.executable).parent / "notesqa"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("e2e")
-    corpus = work / "corpus"
-    corpus.mkdir()
-    shutil.copy(NOTES, corpus / NOTES.name)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "NOTESQA_CORPUS": json.dumps([str(corpus)]),
-        "NOTESQA_INDEX_DIR": str(work / "index"),
-        "NOTESQA_FEEDBACK_DB": str(work / "feedback.sqlite3"),
-        "NOTESQA_CACHE_DIR": str(cache_root()),
-        "HF_HUB_OFFLINE": "1",
-    }
-    log = (work / "server.log").open("w")
-    proc = subprocess.Popen(
-        [str(NOTESQA), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((work / "server.log").read_text())
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError((work / "server.log").read_text())
-            time.sleep(0.5)
+    with notesqa_server(tmp_path_factory.mktemp("e2e")) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def ask(base: str, question: str, **extra: object) -> dict:  # type: ignore[type-arg]
