@@ -16,6 +16,7 @@ from indexer.settings import Settings
 from service import notes
 from service.followup import Turn
 from service.schemas import AskRequest, AskResponse, FeedbackRequest, FeedbackResponse
+from service.slack import http as slack_http
 from service.state import NotReadyError, ServiceState
 
 log = logging.getLogger("notesqa")
@@ -138,4 +139,5 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(notes.router(state))
+    app.include_router(slack_http.router(state))
     return app

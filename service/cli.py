@@ -152,6 +152,40 @@ def serve(host: str | None, port: int | None, index_dir: Path | None) -> None:
 
 
 @main.command()
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="索引目录")
+def slack(index_dir: Path | None) -> None:
+    """以 Socket Mode 连接 Slack（不需要公网地址；需要 SLACK_APP_TOKEN 和 SLACK_BOT_TOKEN）。"""
+    import logging
+
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from service.slack.bot import SlackBot
+    from service.state import ServiceState
+
+    settings = _settings(index_dir=index_dir)
+    missing = [
+        name for name, value in (
+            ("SLACK_APP_TOKEN", settings.slack_app_token),
+            ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+        ) if value is None
+    ]
+    if missing:
+        err.print(f"[red]缺少设置：{'、'.join(missing)}（见 README 的 Slack 一节）[/red]")
+        sys.exit(2)
+    assert settings.slack_app_token is not None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    state = ServiceState(settings)
+    with console.status("加载索引和模型 …"):
+        state.load()
+    if state.engine is None:
+        err.print(f"[red]无法启动：{escape(state.not_ready_reason or '')}[/red]")
+        sys.exit(1)
+    bot = SlackBot(state, socket_mode=True)
+    console.print("notes-qa 已通过 Socket Mode 连接 Slack，按 Ctrl+C 退出。")
+    SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()
+
+
+@main.command()
 @click.argument("question")
 @click.option("--top-k", type=click.IntRange(1, 10), default=3, show_default=True)
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid")

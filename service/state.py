@@ -36,6 +36,12 @@ class Metrics:
         self.asks = Counter(
             "notesqa_asks", "Questions answered", ["mode", "found"], registry=self.registry
         )
+        self.slack_events = Counter(
+            "notesqa_slack_events",
+            "Slack events, commands and clicks by outcome",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "notesqa_ask_seconds",
             "Time to answer /ask",
@@ -123,9 +129,11 @@ class ServiceState:
         source: Source = "api",
         user_id: str | None = None,
         channel_id: str | None = None,
+        record: bool = True,
     ) -> AskResponse:
         """Answer on the current index and keep the question as the retention setting allows.
-        Every way in (API, page, Slack) comes through here, so all are counted alike."""
+        Every way in (API, page, Slack) comes through here, so all are counted alike.
+        `record=False` answers again something already recorded (a shared Slack answer)."""
         engine = self.engine
         if engine is None:
             raise NotReadyError(self.not_ready_reason or "索引尚未加载")
@@ -133,7 +141,7 @@ class ServiceState:
         response = engine.ask(question, top_k=top_k, mode=mode, history=history)
         self.metrics.latency.observe(time.perf_counter() - started)
         self.metrics.asks.labels(mode, str(response.found).lower()).inc()
-        record = AskRecord(
+        entry = AskRecord(
             question=question,
             rewritten_query=response.rewritten_query,
             found=response.found,
@@ -145,8 +153,8 @@ class ServiceState:
             user_id=user_id,
             channel_id=channel_id,
         )
-        if self.feedback.record_ask(record):
-            response.id = record.id
+        if record and self.feedback.record_ask(entry):
+            response.id = entry.id
         return response
 
 

@@ -164,3 +164,9 @@ def test_a_declined_question_suggests_the_closest_sections(client: TestClient) -
     first = body["suggestions"][0]
     assert first["url"].startswith("/notes/k8s-notes.md#L")
     assert first["heading"]
+
+
+def test_slack_endpoint_without_slack_settings_says_what_is_missing(client: TestClient) -> None:
+    r = client.post("/slack/events", json={"type": "url_verification", "challenge": "x"})
+    assert r.status_code == 503
+    assert "SLACK_BOT_TOKEN" in r.json()["message"]
