@@ -1,36 +1,75 @@
-"""`GET /notes/{path}`: the text of an indexed note, so a citation can be checked."""
+"""`GET /notes/{path}`: an indexed note, so a citation can be checked.
+
+API clients get the plain text, as always; a browser (`Accept: text/html`) or `?format=html`
+gets the note rendered as a page that highlights the cited lines (`#L59-L64`). `?format=text`
+forces the text."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from indexer.reading import UndecodableError, decode_note
+from service.note_html import error_page, note_page, render_note
 from service.state import ServiceState
+from service.web import page_response
+
+
+def wants_html(request: Request, format: str | None) -> bool:
+    """`?format=` decides; otherwise a browser (its Accept names text/html) gets the page."""
+    if format is not None:
+        return format == "html"
+    return "text/html" in request.headers.get("accept", "")
 
 
 def router(state: ServiceState) -> APIRouter:
     routes = APIRouter()
 
-    @routes.get("/notes/{path:path}", summary="笔记原文", response_class=PlainTextResponse)
-    def note(path: str) -> Response:
+    def fail(status: int, title: str, message: str, html: bool) -> Response:
+        if html:
+            return page_response(error_page(title, message, status), status)
+        return JSONResponse(status_code=status, content={"message": message})
+
+    @routes.get(
+        "/notes/{path:path}",
+        summary="笔记原文",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/html": {}}, "description": "纯文本，或网页"}},
+    )
+    def note(
+        path: str,
+        request: Request,
+        format: str | None = Query(
+            None, description="html：渲染成网页；text：纯文本。缺省时按 Accept 头决定"
+        ),
+    ) -> Response:
+        if format not in (None, "html", "text"):
+            return JSONResponse(
+                status_code=422, content={"message": "请求参数有误：format 只能是 html 或 text"}
+            )
+        html = wants_html(request, format)
         engine = state.engine
         if engine is None:
-            return JSONResponse(status_code=503, content={"message": "服务尚未就绪"})
+            return fail(503, "索引正在加载", "服务尚未就绪，请稍后刷新。", html)
+        missing = f"没有这篇笔记：{path}"
         entry = engine.index.manifest.files.get(path)
         if entry is None:
-            return JSONResponse(status_code=404, content={"message": f"没有这篇笔记：{path}"})
+            return fail(404, "没有这篇笔记", missing, html)
         file = Path(entry.file).resolve()
         root = Path(entry.root).resolve()
         # Only files inside a corpus root, whatever the manifest or a symlink says.
         if not file.is_relative_to(root) or not file.is_file():
-            return JSONResponse(status_code=404, content={"message": f"没有这篇笔记：{path}"})
+            return fail(404, "没有这篇笔记", missing, html)
         try:
             text, _ = decode_note(file.read_bytes())
         except (OSError, UndecodableError) as exc:
-            return JSONResponse(status_code=404, content={"message": f"无法读取笔记：{exc}"})
-        return PlainTextResponse(text)
+            return fail(404, "无法读取笔记", f"无法读取笔记：{exc}", html)
+        if html:
+            return page_response(note_page(path, render_note(text)))
+        response = PlainTextResponse(text)
+        response.headers["Vary"] = "Accept"
+        return response
 
     return routes
