@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from indexer.embedding import Embedder
 from indexer.settings import Settings
-from service import notes
+from service import notes, web
 from service.followup import Turn
 from service.schemas import AskRequest, AskResponse, FeedbackRequest, FeedbackResponse
 from service.slack import http as slack_http
@@ -139,5 +139,6 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(notes.router(state))
+    app.include_router(web.router(state))
     app.include_router(slack_http.router(state))
     return app

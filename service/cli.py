@@ -18,6 +18,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from indexer.settings import Settings
+from service.report_cli import report as report_command
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -319,6 +320,9 @@ def evaluate_command(
                     f"| 期望 {escape(str(f['expected']))} | found={f['found']} rank={f['rank']}"
                     f"\n     {escape(f['answer'])}"
                 )
+
+
+main.add_command(report_command)
 
 
 if __name__ == "__main__":
