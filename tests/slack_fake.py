@@ -51,6 +51,7 @@ class FakeSlack:
 
     def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
+        self.methods_seen: set[str] = set()  # kept across reset(), for the scope check
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> messages
         self.failures: dict[str, list[Failure]] = {}
         self.socket_url: str | None = None
@@ -116,6 +117,7 @@ class FakeSlack:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
             self.calls.append(Call(method, params))
+            self.methods_seen.add(method)
             queued = self.failures.get(method)
             failure = queued.pop(0) if queued else None
         if failure is not None:
@@ -262,7 +264,8 @@ class SlackSender:
                   channel_type: str = "channel", event_id: str | None = None,
                   retry: int | None = None) -> tuple[httpx.Response, dict[str, Any]]:
         """A person's message: recorded in the fake's channel (so conversations.replies
-        sees it) and delivered as `app_mention` (when it mentions the bot) or `message`."""
+        sees it) and delivered as `app_mention` (when it mentions the bot) or `message`.
+        Returns the response and the event delivered."""
         ts = self.fake.next_ts()
         message: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts,
                                    "channel": channel, "channel_type": channel_type}
@@ -275,7 +278,7 @@ class SlackSender:
             event = {**message, "type": "app_mention"}
             event.pop("channel_type")
         response, _ = self.event(event, event_id=event_id, retry=retry)
-        return response, message
+        return response, event
 
     def command(self, text: str, *, channel: str = "C0GENERAL",
                 user: str = "U0ALICE") -> httpx.Response:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from service.slack.blocks import MAX_BLOCKS, MAX_SECTION_CHARS, SHARE, VOTE_DOWN, VOTE_UP
+from service.slack.bot import WEB_API_SCOPES
 from tests.conftest import NOTES, cache_root
 from tests.servers import NOTESQA, notesqa_server
 from tests.slack_fake import BOT_USER, FakeSlack, FakeSocketMode, SlackSender, sign
@@ -373,3 +374,10 @@ def test_socket_mode_answers_over_a_websocket(
             proc.terminate()
             proc.wait(timeout=30)
             log.close()
+
+
+def test_the_bot_calls_only_methods_its_manifest_scopes_allow(fake: FakeSlack) -> None:
+    # Runs last in this module: by now every path above has talked to the fake.
+    socket_only = {"apps.connections.open"}  # authorised by the app-level token
+    assert fake.methods_seen - socket_only <= set(WEB_API_SCOPES), fake.methods_seen
+    assert {"chat.postMessage", "chat.update", "conversations.replies"} <= fake.methods_seen

@@ -53,6 +53,16 @@ HISTORY_TURNS = 10  # earlier thread messages passed on as history
 HISTORY_TURN_CHARS = 2000
 THREAD_PAGE = 200  # conversations.replies page size (Slack's maximum is 1,000)
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+COMMAND = "/ask"
+# The Web API methods the bot calls and the bot scopes each needs (slack/manifest.yaml
+# grants exactly these, plus app_mentions:read and commands for what Slack sends us).
+WEB_API_SCOPES: dict[str, tuple[str, ...]] = {
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "conversations.replies": ("channels:history", "groups:history", "im:history"),
+    "auth.test": (),
+}
 USAGE = "请在 @我 之后写上问题，例如：@notes-qa Ingress 和 Service 有什么区别？"
 
 
@@ -134,7 +144,7 @@ class SlackBot:
         app.middleware(self._once)
         app.event("app_mention")(self._on_mention)
         app.event("message")(self._on_message)
-        app.command("/ask")(self._on_command)
+        app.command(COMMAND)(self._on_command)
         app.action(VOTE_UP)(self._on_vote)
         app.action(VOTE_DOWN)(self._on_vote)
         app.action(SHARE)(self._on_share)
