@@ -133,6 +133,8 @@
       }
       if (!response.ok) {
         turn.error = await readError(response);
+        // A refused question comes back to the box, to be shortened or fixed.
+        if (turn.error.kind === "invalid" && !input.value) input.value = question;
         return;
       }
       try {
