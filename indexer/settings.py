@@ -52,6 +52,28 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Operations: how a newly published index is noticed, and what the service lets in.
+    reload_poll_seconds: float = Field(
+        2.0, gt=0, description="How often the service checks for a newly published index."
+    )
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="When set (JSON list), /ask, /notes, /feedback and /admin/* need "
+        "'Authorization: Bearer <key>'.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the API (CORS)."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body, refused before parsing."
+    )
+    rate_limit_per_minute: int = Field(
+        120, ge=0, description="Requests per minute per client (API key or address); 0 = off."
+    )
+    metrics: bool = Field(True, description="Serve Prometheus metrics on /metrics.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="'json': one JSON object per log line, with the request id."
+    )
     public_url: str | None = Field(
         None,
         description="Where people reach this service (e.g. https://notes-qa.example.com); "

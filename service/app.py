@@ -8,13 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from indexer.embedding import Embedder
 from indexer.settings import Settings
 from service import notes, web
 from service.followup import Turn
+from service.middleware import ApiKeys, BodyLimit, RateLimit, RequestContext
+from service.reload import IndexWatcher
 from service.schemas import AskRequest, AskResponse, FeedbackRequest, FeedbackResponse
 from service.slack import http as slack_http
 from service.state import NotReadyError, ServiceState
@@ -43,10 +47,14 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     settings = settings or Settings()
     state = ServiceState(settings, embedder)
 
+    watcher = IndexWatcher(state)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.load()
+        await run_in_threadpool(state.reload)
+        watcher.start()
         yield
+        await run_in_threadpool(watcher.stop)
 
     app = FastAPI(
         title="notes-qa",
@@ -80,27 +88,37 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @app.get("/readyz", summary="索引已加载")
     def readyz() -> JSONResponse:
-        state.refresh()
-        if state.engine is None:
+        engine = state.engine
+        if engine is None:
             return JSONResponse(
                 status_code=503, content={"status": "not ready", "reason": state.not_ready_reason}
             )
-        manifest = state.engine.index.manifest
+        manifest = engine.index.manifest
         return JSONResponse(
             content={
                 "status": "ready",
-                "index": state.build.name if state.build else None,
+                "index": engine.index.path.name,
                 "model": manifest.model,
                 "files": len(manifest.files),
                 "chunks": manifest.chunk_count,
                 "yaml_examples": manifest.yaml_count,
                 "built_at": manifest.built_at,
+                # A newer build that could not be loaded: the one above keeps serving.
+                "reload_error": state.reload_error,
             }
+        )
+
+    @app.post("/admin/reload", summary="立即检查并加载新发布的索引")
+    def reload() -> JSONResponse:
+        outcome = state.reload()
+        status = 200 if outcome.outcome in ("loaded", "unchanged") else 503
+        return JSONResponse(
+            status_code=status,
+            content={"outcome": outcome.outcome, "index": outcome.build, "reason": outcome.reason},
         )
 
     @app.post("/ask", response_model=AskResponse, summary="提问")
     def ask(request: AskRequest) -> AskResponse | JSONResponse:
-        state.refresh()
         try:
             return state.answer(
                 request.question,
@@ -134,11 +152,29 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             )
         return FeedbackResponse(id=request.id, vote=request.vote, up=tally.up, down=tally.down)
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics:
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics() -> Response:
+            return Response(
+                generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+            )
 
     app.include_router(notes.router(state))
     app.include_router(web.router(state))
     app.include_router(slack_http.router(state))
+
+    # Added last = runs first: ids and logs see every request, CORS answers preflights
+    # before keys are asked for, and the body limit applies before anything reads a body.
+    if settings.rate_limit_per_minute:
+        app.add_middleware(RateLimit, per_minute=settings.rate_limit_per_minute)
+    app.add_middleware(ApiKeys, keys=[k.get_secret_value() for k in settings.api_keys])
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=state.metrics)
     return app

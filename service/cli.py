@@ -136,30 +136,37 @@ def index(
 @click.option("--host", help="监听地址（默认 127.0.0.1）")
 @click.option("--port", type=int, help="端口（默认 8000）")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="索引目录")
-def serve(host: str | None, port: int | None, index_dir: Path | None) -> None:
-    """启动 HTTP 服务；没有索引时先建索引。"""
+@click.option(
+    "--no-build", is_flag=True,
+    help="没有索引时不建索引：/readyz 保持 503，直到索引发布后自动加载（容器、Kubernetes）",
+)
+def serve(host: str | None, port: int | None, index_dir: Path | None, no_build: bool) -> None:
+    """启动 HTTP 服务；没有索引时先建索引（--no-build 除外）。"""
     import uvicorn
 
     from indexer.store import current_build
+    from service import logs
     from service.app import create_app
 
     settings = _settings(host=host, port=port, index_dir=index_dir)
-    if current_build(settings.index_dir) is None:
+    if current_build(settings.index_dir) is None and not no_build:
         console.print("还没有索引，先建索引。")
         run_index(settings, None)
+    logs.configure(settings.log_format)
     app = create_app(settings)
     console.print(f"notes-qa 服务：http://{settings.host}:{settings.port}  （文档：/docs）")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # Our own access log carries the request id; uvicorn's would repeat it without.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 @main.command()
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="索引目录")
 def slack(index_dir: Path | None) -> None:
     """以 Socket Mode 连接 Slack（不需要公网地址；需要 SLACK_APP_TOKEN 和 SLACK_BOT_TOKEN）。"""
-    import logging
-
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    from service import logs
+    from service.reload import IndexWatcher
     from service.slack.bot import SlackBot
     from service.state import ServiceState
 
@@ -174,16 +181,57 @@ def slack(index_dir: Path | None) -> None:
         err.print(f"[red]缺少设置：{'、'.join(missing)}（见 README 的 Slack 一节）[/red]")
         sys.exit(2)
     assert settings.slack_app_token is not None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_format)
     state = ServiceState(settings)
     with console.status("加载索引和模型 …"):
-        state.load()
+        state.reload()
     if state.engine is None:
         err.print(f"[red]无法启动：{escape(state.not_ready_reason or '')}[/red]")
         sys.exit(1)
+    IndexWatcher(state).start()  # a newly published index is picked up here too
     bot = SlackBot(state, socket_mode=True)
     console.print("notes-qa 已通过 Socket Mode 连接 Slack，按 Ctrl+C 退出。")
     SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()
+
+
+def effective_settings(settings: Settings) -> dict[str, Any]:
+    """Every setting under its environment variable's name, secrets masked."""
+    from pydantic import AliasChoices, SecretStr
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "**********"
+        if isinstance(value, list):
+            return [shown(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    out = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        env = (
+            str(alias.choices[0]) if isinstance(alias, AliasChoices)
+            else f"NOTESQA_{name.upper()}"
+        )
+        out[env] = shown(getattr(settings, name))
+    return out
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="输出 JSON")
+def config(as_json: bool) -> None:
+    """显示生效的设置（来自环境变量和默认值），密钥已隐藏。"""
+    values = effective_settings(Settings())
+    if as_json:
+        click.echo(json.dumps(values, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="生效的设置", show_header=True)
+    table.add_column("环境变量")
+    table.add_column("值", overflow="fold")
+    for env, value in values.items():
+        table.add_row(env, escape(json.dumps(value, ensure_ascii=False)))
+    console.print(table)
 
 
 @main.command()

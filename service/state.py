@@ -7,11 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from typing import Literal
 
 from indexer.embedding import Embedder, load_embedder
 from indexer.settings import Settings
@@ -20,6 +20,7 @@ from indexer.tokenization import Tokenizer
 from service.feedback import AskRecord, FeedbackStore, Source
 from service.followup import Turn
 from service.glossary import Glossary
+from service.metrics import Metrics
 from service.qa import QAEngine
 from service.rerank import Reranker, load_reranker
 from service.retrieval import Mode
@@ -28,26 +29,11 @@ from service.schemas import AskResponse
 log = logging.getLogger("notesqa")
 
 
-@dataclass
-class Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        self.asks = Counter(
-            "notesqa_asks", "Questions answered", ["mode", "found"], registry=self.registry
-        )
-        self.slack_events = Counter(
-            "notesqa_slack_events",
-            "Slack events, commands and clicks by outcome",
-            ["kind", "outcome"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "notesqa_ask_seconds",
-            "Time to answer /ask",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-            registry=self.registry,
-        )
+@dataclass(frozen=True)
+class ReloadOutcome:
+    outcome: Literal["loaded", "unchanged", "failed", "missing"]
+    build: str | None
+    reason: str | None = None
 
 
 class ServiceState:
@@ -61,6 +47,9 @@ class ServiceState:
         self.engine: QAEngine | None = None
         self.build: Path | None = None
         self.not_ready_reason: str | None = "索引尚未加载"
+        # The newest build that failed to load, and why: not retried until another appears.
+        self.failed_build: Path | None = None
+        self.reload_error: str | None = None
         self._lock = threading.Lock()
         self.metrics = Metrics()
         self.feedback = FeedbackStore(settings.feedback_db, settings.retention_days)
@@ -77,47 +66,53 @@ class ServiceState:
     def reranker(self) -> Reranker | None:
         return load_reranker(self.settings.reranker)
 
-    def load(self) -> None:
-        """Load the published index (again, if a newer build was published)."""
+    def reload(self) -> ReloadOutcome:
+        """Load the published index if it is new: built, warmed and swapped in whole, off the
+        request path. Requests in flight keep the engine they started with. A build that
+        fails to load is reported once and not tried again until a newer one is published;
+        meanwhile the previous index keeps serving."""
         with self._lock:
             build = current_build(self.settings.index_dir)
             if build is None:
                 self.not_ready_reason = (
                     f"{self.settings.index_dir} 中没有索引，请先运行 notesqa index"
                 )
-                return
-            if build == self.build and self.engine is not None:
-                return
+                return ReloadOutcome("missing", None, self.not_ready_reason)
+            if build == self.build or build == self.failed_build:
+                return ReloadOutcome("unchanged", build.name, self.reload_error)
             try:
-                index = load_build(build)
-            except (IndexNotFoundError, OSError, ValueError, KeyError) as exc:
-                # Keep serving the index we have; report why the new one was refused.
-                log.error("索引 %s 无法加载：%s", build, exc)
-                if self.engine is None:
-                    self.not_ready_reason = f"索引无法加载：{exc}"
-                return
-            if index.manifest.model != self.settings.model:
-                reason = (
-                    f"索引由模型 {index.manifest.model} 构建，与当前设置 {self.settings.model} "
-                    "不一致，请重新运行 notesqa index"
-                )
+                engine = self._engine_for(build)
+            except (IndexNotFoundError, OSError, ValueError, KeyError, RuntimeError) as exc:
+                reason = f"索引 {build.name} 无法加载：{exc}"
                 log.error(reason)
+                self.failed_build, self.reload_error = build, reason
+                self.metrics.reloads.labels("failed").inc()
                 if self.engine is None:
                     self.not_ready_reason = reason
-                return
-            engine = QAEngine(
-                index, self.embedder, self.tokenizer, self.glossary, self.settings,
-                reranker=self.reranker,
-            )
-            engine.warm_up()
-            self.engine, self.build, self.not_ready_reason = engine, build, None
-            log.info("已加载索引 %s（%d 个片段）", build.name, len(index.chunks))
+                return ReloadOutcome("failed", build.name, reason)
+            # One assignment each: a request reads `engine` once and keeps what it got.
+            self.engine, self.build = engine, build
+            self.failed_build = self.reload_error = self.not_ready_reason = None
+            manifest = engine.index.manifest
+            self.metrics.reloads.labels("loaded").inc()
+            self.metrics.index_chunks.set(manifest.chunk_count)
+            self.metrics.index_built.set(_timestamp(manifest.built_at))
+            log.info("已加载索引 %s（%d 个片段）", build.name, manifest.chunk_count)
+            return ReloadOutcome("loaded", build.name)
 
-    def refresh(self) -> None:
-        """Cheap check (one readlink) for a newly published index."""
-        build = current_build(self.settings.index_dir)
-        if build is not None and build != self.build:
-            self.load()
+    def _engine_for(self, build: Path) -> QAEngine:
+        index = load_build(build)
+        if index.manifest.model != self.settings.model:
+            raise ValueError(
+                f"索引由模型 {index.manifest.model} 构建，与当前设置 {self.settings.model} "
+                "不一致，请重新运行 notesqa index"
+            )
+        engine = QAEngine(
+            index, self.embedder, self.tokenizer, self.glossary, self.settings,
+            reranker=self.reranker,
+        )
+        engine.warm_up()
+        return engine
 
     def answer(
         self,
@@ -141,6 +136,7 @@ class ServiceState:
         response = engine.ask(question, top_k=top_k, mode=mode, history=history)
         self.metrics.latency.observe(time.perf_counter() - started)
         self.metrics.asks.labels(mode, str(response.found).lower()).inc()
+        self.metrics.observe_stages(response.timings_ms)
         entry = AskRecord(
             question=question,
             rewritten_query=response.rewritten_query,
@@ -160,3 +156,10 @@ class ServiceState:
 
 class NotReadyError(RuntimeError):
     """No index is loaded yet (the message says why, in Chinese)."""
+
+
+def _timestamp(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,9 +117,40 @@ def test_a_newly_published_index_is_picked_up(
     (notes_corpus / "hpa.md").write_text(
         "# HPA\n\nHorizontalPodAutoscaler 根据 CPU 利用率自动调整副本数量。\n", "utf-8"
     )
+    before = client.get("/readyz").json()["index"]
     build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    # The watcher loads it in the background (every reload_poll_seconds); no request waits.
+    deadline = time.monotonic() + 20
+    while client.get("/readyz").json()["index"] == before:
+        assert time.monotonic() < deadline, "the new index was not picked up"
+        time.sleep(0.2)
     body = client.post("/ask", json={"question": "HorizontalPodAutoscaler 根据什么调整？"}).json()
     assert any(c["source"] == "hpa.md" for c in body["citations"])
+
+
+def test_admin_reload_loads_a_new_index_at_once_and_reports_a_broken_one(
+    hashing_settings: Settings, notes_corpus: Path
+) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    slow = hashing_settings.model_copy(update={"reload_poll_seconds": 3600})
+    with TestClient(create_app(slow)) as c:
+        assert c.post("/admin/reload").json()["outcome"] == "unchanged"
+        (notes_corpus / "hpa.md").write_text("# HPA\n\nHPA 按 CPU 调整副本数。\n", "utf-8")
+        report = build_index(slow, HashingEmbedder(), Tokenizer())
+        r = c.post("/admin/reload")
+        assert r.json() == {"outcome": "loaded", "index": report.index_path.name, "reason": None}
+        # A newer build with a corrupt file: refused once, the old index keeps serving.
+        (notes_corpus / "more.md").write_text("# 更多\n\nPod 是最小单元。\n", "utf-8")
+        broken = build_index(slow, HashingEmbedder(), Tokenizer()).index_path
+        (broken / "chunks.jsonl").write_text("{not json", "utf-8")
+        r = c.post("/admin/reload")
+        assert r.status_code == 503 and r.json()["outcome"] == "failed"
+        assert broken.name in r.json()["reason"]
+        assert c.post("/admin/reload").json()["outcome"] == "unchanged"  # not re-tried
+        ready = c.get("/readyz").json()
+        assert ready["index"] == report.index_path.name and broken.name in ready["reload_error"]
+        assert c.post("/ask", json={"question": "HPA 按什么调整？"}).status_code == 200
+        assert 'notesqa_index_reloads_total{outcome="failed"} 1.0' in c.get("/metrics").text
 
 
 def test_app_factories_do_not_share_state(hashing_settings: Settings, tmp_path: Path) -> None:

@@ -21,15 +21,14 @@ MAX_BODY_BYTES = 1_000_000  # Slack's payloads are a few KB; a larger body is no
 def router(state: ServiceState) -> APIRouter:
     routes = APIRouter()
     settings = state.settings
-    configured = settings.slack_bot_token is not None and settings.slack_signing_secret is not None
-    bot = SlackBot(state) if configured else None
-    verifier = SignatureVerifier(
-        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
-    )
+    bot, verifier = None, None
+    if settings.slack_bot_token is not None and settings.slack_signing_secret is not None:
+        bot = SlackBot(state)
+        verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
 
     @routes.post("/slack/events", summary="Slack 事件、斜杠命令与按钮（需 Slack 签名）")
     async def events(request: Request) -> Response:
-        if bot is None:
+        if bot is None or verifier is None:
             return JSONResponse(
                 status_code=503,
                 content={"message": "Slack 机器人未配置：请设置 SLACK_BOT_TOKEN 和 "
