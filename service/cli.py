@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +65,39 @@ def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int]
     return start
 
 
-def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False) -> None:
-    from indexer.build import BuildError, build_index
-    from indexer.embedding import load_embedder
-    from indexer.tokenization import Tokenizer
-    from indexer.yaml_examples import ManifestValidator
+@dataclass
+class IndexTools:
+    """What every build needs and is slow to make: loaded once, kept across `--watch`
+    rebuilds."""
 
+    embedder: Any
+    validator: Any
+    tokenizer: Any
+
+    @classmethod
+    def load(cls, settings: Settings) -> IndexTools:
+        from indexer.embedding import load_embedder
+        from indexer.tokenization import Tokenizer
+        from indexer.yaml_examples import ManifestValidator
+
+        with console.status("加载嵌入模型 …"):
+            embedder = load_embedder(settings.model, settings.cache_dir, settings.embed_batch_size)
+        return cls(embedder, ManifestValidator(settings.kubernetes_version), Tokenizer())
+
+
+def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False) -> None:
     roots = corpus or settings.corpus
     console.print(f"索引语料：{', '.join(map(str, roots))} → {settings.index_dir}")
-    with console.status("加载嵌入模型 …"):
-        embedder = load_embedder(settings.model, settings.cache_dir, settings.embed_batch_size)
-    validator = ManifestValidator(settings.kubernetes_version)
+    if not build_once(settings, roots, IndexTools.load(settings), quiet):
+        sys.exit(1)
+
+
+def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: bool) -> bool:
+    """One incremental build, its report printed; False when it failed (the previous
+    index stays published)."""
+    from indexer.build import BuildError, build_index
+
+    validator = tools.validator
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -88,8 +111,8 @@ def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False
         with progress:
             report = build_index(
                 settings,
-                embedder,
-                Tokenizer(),
+                tools.embedder,
+                tools.tokenizer,
                 validator,
                 corpus=list(roots),
                 progress=_progress_factory(progress),
@@ -97,7 +120,7 @@ def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False
     except BuildError as exc:
         err.print(f"[red]索引失败：{escape(str(exc))}[/red]")
         err.print("原有索引（如果有）保持不变。")
-        sys.exit(1)
+        return False
     table = Table(title="索引完成", show_header=False)
     table.add_row("文件", str(report.files))
     table.add_row("片段", f"{report.chunks}（新嵌入 {report.embedded}，复用 {report.reused}）")
@@ -112,6 +135,7 @@ def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False
     console.print(table)
     for skipped in report.skipped:
         console.print(f"[yellow]跳过 {escape(skipped.path)}：{escape(skipped.reason)}[/yellow]")
+    return True
 
 
 @main.command()
@@ -119,9 +143,14 @@ def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False
 @click.option("--out", "index_dir", type=click.Path(path_type=Path), help="索引目录")
 @click.option("--model", "model_name", help="嵌入模型（默认：default）")
 @click.option("--chunk-chars", type=int, help="片段长度（字符）")
+@click.option("--watch", is_flag=True, help="建完后继续监视笔记，有改动就增量重建")
+@click.option(
+    "--debounce", type=click.IntRange(50, 60_000), default=1500, show_default=True,
+    help="--watch：改动停止多少毫秒后才重建（连续保存只建一次）",
+)
 def index(
     corpus: tuple[Path, ...], index_dir: Path | None, model_name: str | None,
-    chunk_chars: int | None,
+    chunk_chars: int | None, watch: bool, debounce: int,
 ) -> None:
     """索引笔记目录（默认：设置中的 corpus）。只重新嵌入有变化的片段。"""
     settings = _settings(index_dir=index_dir, model=model_name, chunk_chars=chunk_chars)
@@ -129,7 +158,38 @@ def index(
         if not root.exists():
             err.print(f"[red]语料目录不存在：{root}[/red]")
             sys.exit(2)
-    run_index(settings, list(corpus) or None)
+    roots = list(corpus) or settings.corpus
+    if not watch:
+        run_index(settings, roots)
+        return
+    tools = IndexTools.load(settings)
+    console.print(f"索引语料：{', '.join(map(str, roots))} → {settings.index_dir}")
+    build_once(settings, roots, tools, quiet=True)
+    watch_notes(settings, roots, tools, debounce)
+
+
+def watch_notes(settings: Settings, roots: list[Path], tools: IndexTools, debounce: int) -> None:
+    """Rebuild whenever a note under `roots` changes (watchfiles), until Ctrl+C."""
+    from watchfiles import DefaultFilter, watch
+
+    from indexer.reading import NOTE_SUFFIXES
+
+    class NotesOnly(DefaultFilter):
+        def __call__(self, change: Any, path: str) -> bool:
+            return super().__call__(change, path) and Path(path).suffix.lower() in NOTE_SUFFIXES
+
+    console.print(f"正在监视笔记改动（{debounce} ms 防抖），按 Ctrl+C 停止。")
+    try:
+        # watchfiles yields once `step` ms pass with no new change (our debounce), and at
+        # the latest after its own `debounce` ms however busy the folder stays.
+        for changes in watch(*roots, watch_filter=NotesOnly(), step=debounce,
+                             debounce=debounce * 20, raise_interrupt=False):
+            names = sorted({Path(p).name for _, p in changes})
+            shown = "、".join(names[:5]) + (f" 等 {len(names)} 个文件" if len(names) > 5 else "")
+            console.print(f"笔记有改动：{escape(shown)}，增量重建 …")
+            build_once(settings, roots, tools, quiet=True)
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()
