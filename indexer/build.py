@@ -131,6 +131,8 @@ def build_index(
     chunks: list[Chunk] = []
     examples: list[YamlExample] = []
     files: dict[str, FileEntry] = {}
+    notes: dict[str, str] = {}
+    root_ids = {str(Path(r).resolve()): i for i, r in enumerate(roots)}
     for doc in scan.documents:
         drafts = chunk_document(doc, settings.chunk_chars)
         for draft in drafts:
@@ -149,7 +151,10 @@ def build_index(
                     yaml_ids=ids,
                 )
             )
-        files[doc.path] = FileEntry(doc.sha256, doc.encoding, doc.file, doc.root, len(drafts))
+        files[doc.path] = FileEntry(
+            doc.sha256, doc.encoding, root_ids.get(str(Path(doc.root).resolve()), 0), len(drafts)
+        )
+        notes[doc.sha256] = doc.text
 
     sentences: list[SentenceRecord] = [
         s for row, chunk in enumerate(chunks) for s in split_sentences(chunk, row)
@@ -205,7 +210,7 @@ def build_index(
     english = EnglishToChinese.for_vocabulary({t for doc in tokens for t in doc})
     build = write_build(
         settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
-        sentence_vectors, english,
+        sentence_vectors, english, notes,
     )
     publish(settings.index_dir, build)
     removed = sorted(set(old.manifest.files) - set(files)) if old is not None else []

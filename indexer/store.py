@@ -9,6 +9,8 @@
         sentences.faiss IndexFlatIP over L2-normalised sentence vectors
         bm25/           bm25s index over jieba tokens
         english.json    English words -> the corpus's Chinese words (indexer/bilingual.py)
+        notes/<sha256>.txt  each note's text as indexed, so cited lines can be shown from
+                        the index alone (no corpus needed where it is served)
 
 A build writes a fresh folder and only then replaces the symlink (os.replace is atomic), so
 a reader never sees a half-written index and a failed build leaves the old one serving.
@@ -32,9 +34,10 @@ from indexer.bilingual import EnglishToChinese
 from indexer.sentences import SentenceRecord
 from indexer.types import Chunk, YamlExample
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: paths relative to the corpus root, note texts inside the build
 CURRENT = "current"
 BUILDS = "builds"
+NOTES = "notes"
 KEEP_BUILDS = 2
 
 
@@ -44,10 +47,11 @@ class IndexNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class FileEntry:
-    sha256: str
+    """A note in the index, keyed in the manifest by its path relative to its corpus root."""
+
+    sha256: str  # of the raw bytes; also names its text in notes/
     encoding: str
-    file: str  # absolute path when indexed
-    root: str  # corpus root it belongs to
+    root: int  # which corpus root (position in Manifest.corpus_roots) it was found under
     chunks: int
 
 
@@ -92,6 +96,17 @@ class StoredIndex:
 
     def sentence_vectors(self) -> np.ndarray:
         return _all_vectors(self.sentence_dense, self.manifest.dimension)
+
+    def note_text(self, source: str) -> str | None:
+        """The text of note `source` exactly as it was indexed (what line numbers refer
+        to), or None when it is not a note of this index."""
+        entry = self.manifest.files.get(source)
+        if entry is None:
+            return None
+        try:
+            return (self.path / NOTES / f"{entry.sha256}.txt").read_text("utf-8")
+        except OSError:  # pruned after a newer build was published
+            return None
 
 
 def _all_vectors(index: faiss.Index, dimension: int) -> np.ndarray:
@@ -153,8 +168,10 @@ def write_build(
     sentences: list[SentenceRecord],
     sentence_vectors: np.ndarray,
     english: EnglishToChinese | None = None,
+    notes: dict[str, str] | None = None,
 ) -> Path:
-    """Write a complete build folder (not yet published). Returns its path."""
+    """Write a complete build folder (not yet published). Returns its path. `notes` maps
+    each note's sha256 to its text."""
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
     build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
@@ -179,6 +196,9 @@ def write_build(
         # bm25s cannot index an empty corpus; one empty document keeps the shape valid.
         bm25.index(bm25_tokens or [[""]], show_progress=False)
         bm25.save(str(tmp / "bm25"))
+        (tmp / NOTES).mkdir()
+        for sha, text in (notes or {}).items():
+            (tmp / NOTES / f"{sha}.txt").write_text(text, encoding="utf-8")
         if english is not None:
             (tmp / "english.json").write_text(
                 json.dumps(english.to_json(), ensure_ascii=False), encoding="utf-8"

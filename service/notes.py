@@ -6,12 +6,9 @@ forces the text."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from indexer.reading import UndecodableError, decode_note
 from service.note_html import error_page, note_page, render_note
 from service.state import ServiceState
 from service.web import page_response
@@ -53,19 +50,12 @@ def router(state: ServiceState) -> APIRouter:
         engine = state.engine
         if engine is None:
             return fail(503, "索引正在加载", "服务尚未就绪，请稍后刷新。", html)
-        missing = f"没有这篇笔记：{path}"
-        entry = engine.index.manifest.files.get(path)
-        if entry is None:
-            return fail(404, "没有这篇笔记", missing, html)
-        file = Path(entry.file).resolve()
-        root = Path(entry.root).resolve()
-        # Only files inside a corpus root, whatever the manifest or a symlink says.
-        if not file.is_relative_to(root) or not file.is_file():
-            return fail(404, "没有这篇笔记", missing, html)
-        try:
-            text, _ = decode_note(file.read_bytes())
-        except (OSError, UndecodableError) as exc:
-            return fail(404, "无法读取笔记", f"无法读取笔记：{exc}", html)
+        # The text as indexed, from the index itself: cited line numbers always match what
+        # is shown (even after the note is edited, until it is re-indexed), the corpus need
+        # not be mounted where the service runs, and nothing but indexed notes is served.
+        text = engine.index.note_text(path)
+        if text is None:
+            return fail(404, "没有这篇笔记", f"没有这篇笔记：{path}", html)
         if html:
             return page_response(note_page(path, render_note(text)))
         response = PlainTextResponse(text)

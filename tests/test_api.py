@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +204,26 @@ def test_slack_endpoint_without_slack_settings_says_what_is_missing(client: Test
     r = client.post("/slack/events", json={"type": "url_verification", "challenge": "x"})
     assert r.status_code == 503
     assert "SLACK_BOT_TOKEN" in r.json()["message"]
+
+
+def test_an_index_serves_its_notes_without_the_corpus_and_as_indexed(
+    hashing_settings: Settings, notes_corpus: Path, tmp_path: Path
+) -> None:
+    """Built in one place, served from another with the corpus gone: the notes come from
+    the index, and a note edited after indexing is still shown as the lines cited."""
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    indexed = (notes_corpus / "k8s-notes.md").read_text("utf-8")
+    moved = tmp_path / "elsewhere" / "index"
+    shutil.copytree(hashing_settings.index_dir, moved, symlinks=True)
+    (notes_corpus / "k8s-notes.md").write_text("# 改过了\n\n全新的内容。\n", "utf-8")
+    shutil.rmtree(hashing_settings.index_dir)
+    manifest = json.loads((moved / "current" / "manifest.json").read_text("utf-8"))
+    assert str(tmp_path) not in json.dumps(manifest["files"])  # no absolute paths per file
+    with TestClient(create_app(hashing_settings.model_copy(update={"index_dir": moved}))) as c:
+        body = c.post("/ask", json={"question": "Secret 是用来做什么的？"}).json()
+        citation = body["citations"][0]
+        r = c.get(citation["url"].split("#")[0])
+        assert r.status_code == 200 and r.text == indexed
+        start, end = citation["lines"]
+        cited = "\n".join(r.text.split("\n")[start - 1 : end])
+        assert "Secret" in cited
