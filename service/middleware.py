@@ -11,6 +11,8 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import unquote
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
@@ -26,6 +28,7 @@ access_log = logging.getLogger("notesqa.access")
 # Health, readiness and metrics stay open for probes and scrapers; Slack is checked by its
 # own signature; the page's HTML and assets hold no data.
 PROTECTED = ("/ask", "/notes", "/feedback", "/admin")
+KEY_COOKIE = "notesqa_key"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -50,6 +53,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _cookie(scope: Scope, name: str) -> str:
+    cookies = SimpleCookie()
+    try:
+        cookies.load(_header(scope, b"cookie") or "")
+    except CookieError:
+        return ""
+    morsel = cookies.get(name)
+    return unquote(morsel.value) if morsel else ""
 
 
 class RequestContext:
@@ -138,8 +151,8 @@ class BodyLimit:
 
 
 class ApiKeys:
-    """With keys configured, protected endpoints need `Authorization: Bearer <key>`;
-    keys are compared in constant time."""
+    """With keys configured, protected endpoints need `Authorization: Bearer <key>` (or
+    the page's same-site cookie); keys are compared in constant time."""
 
     def __init__(self, app: ASGIApp, keys: Sequence[str]):
         self.app = app
@@ -152,6 +165,10 @@ class ApiKeys:
             return
         given = (_header(scope, b"authorization") or "").encode("latin-1")
         scheme, _, token = given.partition(b" ")
+        if not given:
+            # The page keeps its key in a same-site cookie too, so links it opens (the note
+            # view, the statistics page) are let in like its fetches.
+            scheme, token = b"bearer", _cookie(scope, KEY_COOKIE).encode("latin-1")
         # Every key is compared, so timing does not tell how many keys there are or which
         # one came close.
         ok = False

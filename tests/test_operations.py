@@ -165,3 +165,10 @@ def test_config_prints_settings_with_secrets_masked(tmp_path: Path) -> None:
     assert as_json["NOTESQA_INDEX_DIR"] == str(tmp_path / "idx")
     assert as_json["NOTESQA_API_KEYS"] == ["**********"]
     assert as_json["SLACK_BOT_TOKEN"] == "**********"
+
+
+def test_the_pages_key_cookie_opens_protected_links(keyed: TestClient) -> None:
+    keyed.cookies.set("notesqa_key", "key-one")
+    assert keyed.get("/notes/k8s-notes.md").status_code == 200
+    keyed.cookies.set("notesqa_key", "not-a-key")
+    assert keyed.get("/notes/k8s-notes.md").status_code == 401

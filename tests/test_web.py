@@ -396,3 +396,46 @@ def test_no_vote_buttons_when_nothing_is_kept(page: Page) -> None:
     ask(page, "Pod 是什么？")
     expect(page.locator(".answer[data-state=found]")).to_be_visible()
     expect(page.locator(".vote")).to_have_count(0)
+
+
+@pytest.fixture(scope="module")
+def keyed_server(
+    tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path
+) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("web-keyed")
+    with notesqa_server(work, env={"NOTESQA_API_KEYS": '["desk-key-1"]'}) as base:
+        yield base
+
+
+def test_with_api_keys_the_page_asks_for_one_and_then_works(
+    browser: Browser, keyed_server: str
+) -> None:
+    context = browser.new_context(base_url=keyed_server, locale="zh-CN")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        page.locator("#question").fill("数据库密码应该放在哪里？")
+        page.locator("#question").press("Enter")
+        dialog = page.locator("dialog.key-dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator("h2")).to_have_text("需要 API 密钥")
+        shot(page, "api-key")
+        dialog.locator("#api-key").fill("wrong-key")
+        dialog.locator("button[type=submit]").click()
+        expect(dialog.locator("p")).to_have_text("密钥不对，请重新输入。")
+        with page.expect_response("**/ask") as answered:
+            dialog.locator("#api-key").fill("desk-key-1")
+            dialog.locator("button[type=submit]").click()
+        assert answered.value.status == 200
+        expect(page.locator(".answer[data-state=found] .answer-text")).to_contain_text("敏感信息")
+        # The note view opens as a link: the page's cookie carries the key.
+        with page.context.expect_page() as opened:
+            page.locator(".answer a.marker").first.click()
+        note = opened.value
+        note.wait_for_load_state()
+        expect(note.locator("#cite-label")).to_contain_text("引用的是第")
+        # Without the key, the API stays closed.
+        assert httpx.post(f"{keyed_server}/ask", json={"question": "Pod"}).status_code == 401
+    finally:
+        context.close()

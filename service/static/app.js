@@ -94,6 +94,12 @@
     } catch (_) {
       // Not JSON (a proxy's error page): the status says enough.
     }
+    if (response.status === 401) {
+      return { kind: "auth", message: message || "需要有效的 API 密钥。" };
+    }
+    if (response.status === 429) {
+      return { kind: "server", message: message || "请求太频繁，请稍后再试。" };
+    }
     if (response.status === 422) {
       return { kind: "invalid", message: message || "请求参数有误。" };
     }
@@ -119,7 +125,7 @@
     try {
       let response;
       try {
-        response = await fetch("/ask", {
+        response = await window.notesqaFetch("/ask", {
           method: "POST",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           body: JSON.stringify({ question: question, history: sentHistory, client: "web" }),
@@ -157,7 +163,7 @@
     status.textContent = "正在提交…";
     status.className = "vote-status";
     try {
-      const response = await fetch("/feedback", {
+      const response = await window.notesqaFetch("/feedback", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: JSON.stringify({ id: turn.response.id, vote: direction, user: voterId() }),

@@ -156,7 +156,7 @@
     period.textContent = "正在加载…";
     let response;
     try {
-      response = await fetch(`/admin/stats?format=json&days=${encodeURIComponent(days)}`, {
+      response = await window.notesqaFetch(`/admin/stats?format=json&days=${encodeURIComponent(days)}`, {
         headers: { Accept: "application/json" },
       });
     } catch (_) {
