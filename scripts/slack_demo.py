@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.servers import notesqa_server  # noqa: E402
-from tests.slack_fake import BOT_USER, FakeSlack, SlackSender  # noqa: E402
+from tests.slack_fake import BOT_USER, FakeSlack, SlackSender, block_texts  # noqa: E402
 
 SECRET = "demo-signing-secret"
 CHANNEL = "C0GENERAL"
@@ -31,19 +31,14 @@ def summary(params: dict[str, Any]) -> dict[str, Any]:
     """A call's parameters with blocks reduced to their text, for reading."""
     out = {k: v for k, v in params.items() if k not in ("blocks", "token")}
     blocks = params.get("blocks")
-    if isinstance(blocks, str):
-        blocks = json.loads(blocks)
     if blocks:
-        lines = []
-        for b in blocks:
-            if b["type"] == "section":
-                lines.append(b["text"]["text"])
-            elif b["type"] == "context":
-                lines.extend(e["text"] for e in b["elements"])
-            elif b["type"] == "actions":
-                lines.append("[buttons] " + " ".join(
-                    f"{e['text']['text']}({e['action_id']})" for e in b["elements"]))
-        out["blocks"] = lines
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        out["blocks"] = block_texts(blocks) + [
+            "[buttons] " + " ".join(f"{e['text']['text']}({e['action_id']})"
+                                   for e in b["elements"])
+            for b in blocks if b["type"] == "actions"
+        ]
     return out
 
 

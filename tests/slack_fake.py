@@ -218,6 +218,19 @@ class FakeSlack:
         return Handler
 
 
+def block_texts(blocks: list[dict[str, Any]] | str) -> list[str]:
+    """What a reader sees of a message's blocks: section and context texts, in order."""
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    out: list[str] = []
+    for b in blocks:
+        if b["type"] == "section":
+            out.append(b["text"]["text"])
+        elif b["type"] == "context":
+            out.extend(e["text"] for e in b["elements"])
+    return out
+
+
 def _blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
     blocks = params.get("blocks") or []
     return json.loads(blocks) if isinstance(blocks, str) else list(blocks)

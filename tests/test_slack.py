@@ -20,7 +20,14 @@ from service.slack.blocks import MAX_BLOCKS, MAX_SECTION_CHARS, SHARE, VOTE_DOWN
 from service.slack.bot import WEB_API_SCOPES
 from tests.conftest import NOTES, cache_root
 from tests.servers import NOTESQA, notesqa_server
-from tests.slack_fake import BOT_USER, FakeSlack, FakeSocketMode, SlackSender, sign
+from tests.slack_fake import (
+    BOT_USER,
+    FakeSlack,
+    FakeSocketMode,
+    SlackSender,
+    block_texts,
+    sign,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -75,13 +82,7 @@ def slack(server: str, fake: FakeSlack) -> SlackSender:
 
 
 def section_texts(blocks: list[dict[str, Any]]) -> str:
-    out = []
-    for b in blocks:
-        if b["type"] == "section":
-            out.append(b["text"]["text"])
-        elif b["type"] == "context":
-            out.extend(e["text"] for e in b["elements"])
-    return "\n".join(out)
+    return "\n".join(block_texts(blocks))
 
 
 def within_slack_limits(blocks: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from service.slack.blocks import (
     yaml_pieces,
 )
 from service.slack.bot import EventLedger, question_of
+from tests.slack_fake import block_texts
 
 
 def citation(cid: int = 1) -> Citation:
@@ -36,13 +37,7 @@ def example(yaml: str, **changes: object) -> YamlExampleOut:
 
 
 def text_of(blocks: list[dict]) -> str:  # type: ignore[type-arg]
-    parts = []
-    for b in blocks:
-        if b["type"] == "section":
-            parts.append(b["text"]["text"])
-        elif b["type"] == "context":
-            parts.extend(e["text"] for e in b["elements"])
-    return "\n".join(parts)
+    return "\n".join(block_texts(blocks))
 
 
 def test_markers_link_to_the_cited_lines_and_note_text_is_escaped() -> None:
