@@ -157,6 +157,10 @@ def served(prefix: Path, work: Path) -> Iterator[str]:
     env["NOTESQA_PORT"] = str(port)
     env["NOTESQA_FEEDBACK_DB"] = str(work / "feedback" / "feedback.sqlite3")
     (work / "feedback").mkdir()
+    # Kubernetes mounts the root filesystem read-only, home included: a home below a plain
+    # file cannot be written either (root ignores permissions, so that is how to show it).
+    (work / "a-file").touch()
+    env["HOME"] = str(work / "a-file" / "home")
     command = json.loads(instructions(final, "CMD")[0])
     log_path = work / "serve.log"
     with log_path.open("w") as log:
@@ -381,8 +385,14 @@ def test_each_kustomization_lists_exactly_the_files_beside_it(folder: Path) -> N
         assert "../../base" in data["resources"]
 
 
-@pytest.mark.parametrize("path", base_manifests(), ids=lambda p: p.name)
-def test_every_base_manifest_is_valid_for_the_newest_kubernetes(path: Path) -> None:
+OVERLAY_PATCHES = sorted(p for p in OVERLAY.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+@pytest.mark.parametrize(
+    "path", base_manifests() + OVERLAY_PATCHES, ids=lambda p: str(p.relative_to(K8S))
+)
+def test_every_manifest_is_valid_for_the_newest_kubernetes(path: Path) -> None:
+    # The overlay's patches are whole objects too, so they are checked on their own as well.
     for doc in documents(path):
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
