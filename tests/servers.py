@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,31 +46,41 @@ def notesqa_server(
         "HF_HUB_OFFLINE": "1",
         **(env or {}),
     }
-    log_path = work / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [str(NOTESQA), "serve", "--port", str(port)],
-        env=full_env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(log_path.read_text())
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(log_path.read_text())
-            time.sleep(0.3)
+    with serving([str(NOTESQA), "serve", "--port", str(port)], full_env,
+                 work / "server.log", port) as base:
         yield base
-    finally:
-        proc.terminate()
+
+
+@contextmanager
+def serving(
+    command: Sequence[str], env: Mapping[str, str], log_path: Path, port: int,
+    cwd: Path | None = None, timeout: float = 300,
+) -> Iterator[str]:
+    """Run `command` (a server on 127.0.0.1:`port`) until /readyz answers 200; yields the
+    base URL and stops the process afterwards. Its output goes to `log_path`, shown when
+    it dies or never gets ready."""
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            list(command), env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(log_path.read_text())
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(log_path.read_text())
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -32,7 +32,7 @@ import yaml
 
 from indexer.settings import Settings
 from tests.conftest import ROOT
-from tests.servers import free_port
+from tests.servers import free_port, serving
 
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
@@ -162,36 +162,15 @@ def served(prefix: Path, work: Path) -> Iterator[str]:
     (work / "a-file").touch()
     env["HOME"] = str(work / "a-file" / "home")
     command = json.loads(instructions(final, "CMD")[0])
-    log_path = work / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [str(prefix / "venv" / "bin" / command[0]), *command[1:]],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+    executable = str(prefix / "venv" / "bin" / command[0])
+    with serving([executable, *command[1:]], env, work / "serve.log", port, cwd=work,
+                 timeout=120) as base:
+        # The image's HEALTHCHECK, run the way the engine runs it (PATH from the image).
+        check = subprocess.run(
+            healthcheck_command(final), env=env, capture_output=True, timeout=30
         )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.3)
-            # The image's HEALTHCHECK, run the way the engine runs it (PATH from the image).
-            check = subprocess.run(
-                healthcheck_command(final), env=env, capture_output=True, timeout=30
-            )
-            assert check.returncode == 0, check.stderr
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        assert check.returncode == 0, check.stderr
+        yield base
 
 
 @pytest.mark.slow
