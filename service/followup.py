@@ -13,6 +13,13 @@ from dataclasses import dataclass
 
 from service.glossary import Glossary
 
+# What a follow-up is resolved from: the last MAX_TURNS turns, each read up to
+# MAX_TURN_CHARS characters. The API refuses longer histories (service/schemas.py); other
+# callers (the Slack bot reads whole threads back) are cut here, so a rewrite's cost and the
+# rewritten query's length stay bounded whatever the conversation.
+MAX_TURNS = 20
+MAX_TURN_CHARS = 2000
+
 _PRONOUN = re.compile(
     r"(它们|它的|它|这个对象|这个资源|这个|那个|该对象|该资源|前者|后者|上面的|上述"
     r"|\bthem\b|\bit\b|\bits\b|\bthis\b|\bthat\b)",
@@ -36,6 +43,7 @@ def _names(glossary: Glossary, text: str) -> list[str]:
 
 def rewrite(question: str, history: Sequence[Turn], glossary: Glossary) -> str:
     """The standalone form of `question` (unchanged when it already stands alone)."""
+    history = [Turn(t.role, t.content[:MAX_TURN_CHARS]) for t in history[-MAX_TURNS:]]
     user_turns = [t.content for t in history if t.role == "user" and t.content.strip()]
     if not user_turns:
         return question

@@ -73,18 +73,21 @@ class Glossary:
     def mentions(self, text: str) -> list[Mention]:
         """Terms named in the text, first mention first; longer aliases win overlaps."""
         lowered = text.lower()
-        taken: list[tuple[int, int]] = []
+        # Characters already claimed by a longer or stronger alias. A mask keeps the overlap
+        # test proportional to the match's length, so a scan is linear in the text (a list
+        # of taken spans made it quadratic in the number of matches).
+        taken = bytearray(len(lowered))
         found: dict[str, Mention] = {}
         for strong, table in ((True, self._strong), (False, self._weak)):
             for term, pattern in table:
                 for match in pattern.finditer(lowered):
-                    span = match.span()
-                    if any(span[0] < end and start < span[1] for start, end in taken):
+                    start, end = match.span()
+                    if start == end or any(taken[start:end]):
                         continue
-                    taken.append(span)
+                    taken[start:end] = b"\x01" * (end - start)
                     known = found.get(term.name)
                     if known is None or (strong and not known.strong):
-                        found[term.name] = Mention(term, span[0], strong)
+                        found[term.name] = Mention(term, start, strong)
         return sorted(found.values(), key=lambda m: m.start)
 
     def subjects(self, text: str, hints: bool = False) -> frozenset[str]:
