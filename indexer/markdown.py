@@ -115,10 +115,89 @@ def split_heading(raw_text: str) -> tuple[str, str]:
     return " ".join(words.split()), trailing
 
 
+# Limits on YAML read from notes (front matter here, examples in indexer/yaml_examples.py):
+# notes are written by many people, and YAML's aliases let a few lines stand for billions of
+# nodes ("billion laughs"). PyYAML's safe loader shares aliased nodes instead of copying
+# them, so loading is cheap, but anything that walks the result (validation, str(), JSON)
+# would expand them.
+MAX_YAML_CHARS = 100_000  # per fenced block or front matter
+MAX_YAML_NODES = 10_000  # scalars, lists and mappings, counting every alias as expanded
+MAX_YAML_DEPTH = 64
+
+
+class YamlLimitError(ValueError):
+    """YAML over the limits above; the message says which, in Chinese."""
+
+
+def check_yaml_limits(text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> None:
+    """Raise YamlLimitError when `text` is too large, too deep, expands to too many nodes
+    through aliases, or refers to itself. Only composes (no object is constructed), in time
+    linear in the text. Parse errors propagate as yaml.YAMLError."""
+    if len(text) > MAX_YAML_CHARS:
+        raise YamlLimitError(f"YAML 太大：{len(text)} 个字符，最多 {MAX_YAML_CHARS} 个")
+    # PyYAML's scanner slows down quadratically with flow nesting ("[[[[..."), before any
+    # node exists: brackets are counted first (quoted brackets count too, which errs on
+    # the safe side only for YAML no note needs).
+    if text.count("[") + text.count("{") > MAX_YAML_DEPTH and _flow_depth(text) > MAX_YAML_DEPTH:
+        raise YamlLimitError(f"YAML 嵌套太深：超过 {MAX_YAML_DEPTH} 层")
+    sizes: dict[int, int] = {}
+    total = 0
+    try:
+        for root in yaml.compose_all(text, Loader=loader):
+            if root is not None:
+                total += _expanded_size(root, sizes, set(), 0)
+                if total > MAX_YAML_NODES:
+                    raise YamlLimitError(_too_many(total))
+    except RecursionError:
+        raise YamlLimitError(f"YAML 嵌套太深：超过 {MAX_YAML_DEPTH} 层") from None
+
+
+def _flow_depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
+def _too_many(count: int) -> str:
+    return f"YAML 展开后节点太多：超过 {MAX_YAML_NODES} 个（可能是别名炸弹）"
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int], depth: int) -> int:
+    """Nodes `node` stands for once every alias is expanded; each distinct node is counted
+    once (memoised), so a 9-level alias bomb costs 9 steps, not 10^9."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise YamlLimitError("YAML 的锚点引用了自身（循环引用）")
+    if depth > MAX_YAML_DEPTH:
+        raise YamlLimitError(f"YAML 嵌套太深：超过 {MAX_YAML_DEPTH} 层")
+    size = 1
+    if isinstance(node, yaml.SequenceNode | yaml.MappingNode):
+        open_.add(key)
+        children: list[yaml.Node] = (
+            list(node.value) if isinstance(node, yaml.SequenceNode)
+            else [n for pair in node.value for n in pair]
+        )
+        for child in children:
+            size += _expanded_size(child, sizes, open_, depth + 1)
+            if size > MAX_YAML_NODES:
+                raise YamlLimitError(_too_many(size))
+        open_.discard(key)
+    sizes[key] = size
+    return size
+
+
 def _front_matter(content: str) -> dict[str, object]:
     try:
+        check_yaml_limits(content)
         data = yaml.safe_load(content)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, YamlLimitError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -23,6 +23,7 @@ from importlib_resources.abc import Traversable
 from packaging.version import Version
 from referencing import Registry, Resource
 
+from indexer.markdown import MAX_YAML_CHARS, YamlLimitError, check_yaml_limits
 from indexer.types import YamlExample
 
 __all__ = [
@@ -58,8 +59,27 @@ _Loader.add_constructor("tag:yaml.org,2002:value", _construct_value)
 
 
 def _load_all(text: str) -> list[Any]:
-    """All documents of ``text``; raises on any parse problem (callers catch broadly)."""
+    """All documents of ``text``; raises on any parse problem (callers catch broadly), and
+    YamlLimitError for YAML too large, too deep or expanding to too many nodes (alias bombs),
+    before anything is constructed. Tags such as ``!!python/object`` are refused by the safe
+    loader: nothing in a note is ever executed."""
+    check_yaml_limits(text, _Loader)
     return list(yaml.load_all(text, Loader=_Loader))  # noqa: S506 - _Loader is a SafeLoader
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a block is not usable YAML, in one short Chinese line."""
+    if isinstance(exc, YamlLimitError):
+        return str(exc)
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        tag = getattr(exc, "problem", "") or ""
+        return f"YAML 含有不允许的标签，未解析：{tag.strip()}"[:200]
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"YAML 语法错误（第 {mark.line + 1} 行第 {mark.column + 1} 列）：{exc.problem}"[:200]
+    if isinstance(exc, RecursionError):
+        return "YAML 嵌套太深"
+    return f"YAML 无法解析：{type(exc).__name__}"
 
 
 # --------------------------------------------------------------------------- fences
@@ -88,6 +108,8 @@ def looks_like_manifest(code: str) -> bool:
         return False
     try:
         docs = _load_all(code)
+    except YamlLimitError:
+        return True  # looks like one, but too big to parse: kept, marked invalid with why
     except Exception:  # any parser/constructor error means "not a manifest"
         return False
     return any(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs)
@@ -206,18 +228,20 @@ def extract_examples(
             for doc in _load_all(seg.text):
                 if doc is not None:  # comment-only or empty documents say nothing
                     parsed.append((seg, doc))
-    except Exception:  # parse errors, Helm templates, recursion: keep the block, unparsed
+    except Exception as exc:  # parse errors, Helm templates, limits: keep the block, unparsed
         if not text.strip():
             return []
+        head = text[:MAX_YAML_CHARS]  # the regex guesses need no more than the start
         return [
             YamlExample(
                 source=source,
                 lines=lines,
                 yaml=text,
                 valid=False,
-                kind=_regex_field(_KIND_RX, text),
-                api_version=_regex_field(_API_RX, text),
-                name=_regex_name(text),
+                kind=_regex_field(_KIND_RX, head),
+                api_version=_regex_field(_API_RX, head),
+                name=_regex_name(head),
+                problems=(_reason(exc),),
             )
         ]
 
