@@ -63,6 +63,9 @@ def _is_fence_line(line: Line) -> bool:
 class _Section:
     heading: tuple[str, ...]
     blocks: list[Prose | Code] = field(default_factory=list)
+    # The question line that opened a pseudo-heading section: its text, should nothing
+    # follow it (an unanswered question must not vanish from the index).
+    question: Prose | None = None
 
 
 @dataclass
@@ -149,12 +152,16 @@ def sections(note: ParsedNote) -> list[_Section]:
                 parent_rank = stack[-1].rank if stack else 0
                 open_heading(_Open(parent_rank + 0.25, 99, question, pseudo=True))
                 if rest is None:
+                    current.question = Prose(block.lines[:1], block.in_list)
                     continue
                 block = rest
         current.blocks.append(block)
         blocks_since_heading += 1
         if isinstance(block, Prose):
             body_since_heading.append(block.text)
+    for section in result:
+        if not section.blocks and section.question is not None:
+            section.blocks.append(section.question)
     return [s for s in result if s.blocks]
 
 
