@@ -63,9 +63,12 @@ def router(state: ServiceState) -> APIRouter:
 
     @routes.get("/static/{name:path}", include_in_schema=False)
     def asset(name: str) -> Response:
+        missing = JSONResponse(status_code=404, content={"message": f"没有这个文件：{name}"})
+        if "\x00" in name:  # no file has one, and Path.resolve() raises on it
+            return missing
         file = (STATIC / name).resolve()
         if not file.is_relative_to(STATIC) or not file.is_file() or name.endswith(".html"):
-            return JSONResponse(status_code=404, content={"message": f"没有这个文件：{name}"})
+            return missing
         media_type, _ = mimetypes.guess_type(file.name)
         response = FileResponse(file, media_type=media_type)
         response.headers["X-Content-Type-Options"] = "nosniff"
