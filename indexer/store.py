@@ -22,9 +22,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import bm25s
 import faiss
@@ -39,10 +40,27 @@ CURRENT = "current"
 BUILDS = "builds"
 NOTES = "notes"
 KEEP_BUILDS = 2
+STALE_TMP_S = 600  # a killed build's leftovers are removed by a build this much later
+
+_T = TypeVar("_T")
 
 
 class IndexNotFoundError(FileNotFoundError):
     pass
+
+
+class IndexCorruptError(IndexNotFoundError):
+    """A build with a missing, truncated or corrupted file. The message names the file and
+    says how to rebuild; it is an IndexNotFoundError, so everything that reports a missing
+    index (the CLI, /readyz, the reload watcher) reports this one too."""
+
+    def __init__(self, build: Path, part: str, detail: str):
+        self.build, self.part = build, part
+        index_dir = build.parent.parent
+        super().__init__(
+            f"索引文件 {build / part} 已损坏或不完整（{detail}）。"
+            f"请重新构建：notesqa index --out {index_dir}"
+        )
 
 
 @dataclass(frozen=True)
@@ -130,25 +148,72 @@ def load_index(index_dir: Path) -> StoredIndex:
 
 
 def load_build(build: Path) -> StoredIndex:
-    manifest = Manifest.from_json(json.loads((build / "manifest.json").read_text("utf-8")))
+    """Load a build, checking that its parts are complete and agree with each other (a
+    truncated chunks.jsonl would otherwise shift every citation). Raises IndexCorruptError
+    naming the first broken file."""
+
+    def part(name: str, read: Callable[[Path], _T]) -> _T:
+        try:
+            return read(build / name)
+        except IndexNotFoundError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:  # whatever a damaged file makes its reader raise
+            detail = f"{type(exc).__name__}: {exc}".strip()
+            raise IndexCorruptError(build, name, detail[:300]) from exc
+
+    def check(ok: bool, name: str, detail: str) -> None:
+        if not ok:
+            raise IndexCorruptError(build, name, detail)
+
+    if not build.is_dir():
+        raise IndexNotFoundError(f"{build} 不存在（先运行 notesqa index）")
+    manifest = part(
+        "manifest.json",
+        lambda p: Manifest.from_json(json.loads(p.read_text("utf-8"))),
+    )
     if manifest.format_version != FORMAT_VERSION:
         raise IndexNotFoundError(
             f"{build} 的索引格式版本 {manifest.format_version} 与当前版本 {FORMAT_VERSION} 不符"
         )
-    chunks = [Chunk.from_json(json.loads(line)) for line in _lines(build / "chunks.jsonl")]
-    examples = [YamlExample.from_json(json.loads(line)) for line in _lines(build / "yaml.jsonl")]
-    dense = faiss.read_index(str(build / "dense.faiss"))
-    bm25 = bm25s.BM25.load(str(build / "bm25"))
-    sentences = [
-        SentenceRecord.from_json(json.loads(line)) for line in _lines(build / "sentences.jsonl")
-    ]
-    sentence_dense = faiss.read_index(str(build / "sentences.faiss"))
+    chunks = part("chunks.jsonl", lambda p: [Chunk.from_json(json.loads(x)) for x in _lines(p)])
+    check(len(chunks) == manifest.chunk_count, "chunks.jsonl",
+          f"{len(chunks)} 个片段，清单记录 {manifest.chunk_count} 个")
+    examples = part(
+        "yaml.jsonl", lambda p: [YamlExample.from_json(json.loads(x)) for x in _lines(p)]
+    )
+    check(len(examples) == manifest.yaml_count, "yaml.jsonl",
+          f"{len(examples)} 个 YAML 示例，清单记录 {manifest.yaml_count} 个")
+    check(all(0 <= i < len(examples) for c in chunks for i in c.yaml_ids), "yaml.jsonl",
+          "片段引用了不存在的 YAML 示例")
+    dense = part("dense.faiss", lambda p: faiss.read_index(str(p)))
+    check(dense.ntotal == len(chunks) and dense.d == manifest.dimension, "dense.faiss",
+          f"{dense.ntotal} 个 {dense.d} 维向量，应为 {len(chunks)} 个 {manifest.dimension} 维")
+    bm25 = part("bm25", lambda p: bm25s.BM25.load(str(p)))
+    docs = getattr(bm25, "scores", {}).get("num_docs")
+    check(docs is None or docs == max(1, len(chunks)), "bm25",
+          f"BM25 有 {docs} 篇文档，应为 {len(chunks)} 篇")
+    sentences = part(
+        "sentences.jsonl",
+        lambda p: [SentenceRecord.from_json(json.loads(x)) for x in _lines(p)],
+    )
+    check(all(0 <= s.chunk < len(chunks) for s in sentences), "sentences.jsonl",
+          "句子引用了不存在的片段")
+    sentence_dense = part("sentences.faiss", lambda p: faiss.read_index(str(p)))
+    check(sentence_dense.ntotal == len(sentences) and sentence_dense.d == manifest.dimension,
+          "sentences.faiss",
+          f"{sentence_dense.ntotal} 个向量，应为 {len(sentences)} 个")
     english_file = build / "english.json"
     english = (
-        EnglishToChinese.from_json(json.loads(english_file.read_text("utf-8")))
+        part("english.json",
+             lambda p: EnglishToChinese.from_json(json.loads(p.read_text("utf-8"))))
         if english_file.exists()
         else None
     )
+    for source, entry in manifest.files.items():
+        check((build / NOTES / f"{entry.sha256}.txt").is_file(), f"{NOTES}/{entry.sha256}.txt",
+              f"缺少笔记 {source} 的原文")
     return StoredIndex(
         build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense, english
     )
@@ -233,5 +298,45 @@ def _prune(index_dir: Path, keep: Path) -> None:
     )
     finished = [p for p in builds if not p.name.startswith(".tmp-")]
     stale = [p for p in finished if p != keep][: max(0, len(finished) - KEEP_BUILDS)]
+    # What a killed build left behind (its process is gone, and the folder untouched for
+    # a while: the index folder may be shared with builders on other hosts): a half-written
+    # folder, a link that was never swapped in. A build still running is kept.
+    now = time.time()
+    stale += [
+        p for p in builds
+        if p.name.startswith(".tmp-") and not _writer_alive(p.name)
+        and now - _mtime(p, now) > STALE_TMP_S
+    ]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
+    for link in index_dir.glob(f".{CURRENT}.*"):
+        if link.is_symlink() and not _alive(link.name.rsplit(".", 1)[-1]):
+            link.unlink(missing_ok=True)
+
+
+def _mtime(path: Path, default: float) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # renamed or removed meanwhile by its builder
+        return default
+
+
+def _writer_alive(tmp_name: str) -> bool:
+    # .tmp-<time>-<pid>-<ns>, see write_build
+    parts = tmp_name.split("-")
+    return _alive(parts[2]) if len(parts) >= 4 else True
+
+
+def _alive(pid_text: str) -> bool:
+    if not pid_text.isdigit():
+        return True  # not ours to judge
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
