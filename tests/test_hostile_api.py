@@ -6,7 +6,6 @@ with thousands of turns or huge turns. All on the hashing embedder (fast)."""
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,43 +30,45 @@ from service.followup import MAX_TURN_CHARS, MAX_TURNS, Turn, rewrite
 from service.glossary import Glossary
 from tests.conftest import NOTES
 
-# The app is made at import (cheap: nothing is loaded before its index is built), so
-# schemathesis can read its schema when the tests are collected; the index is built once,
-# by the first test that needs it.
-_WORK = Path(tempfile.mkdtemp(prefix="notesqa-hostile-"))
-_SETTINGS = Settings(
-    corpus=[_WORK / "corpus"], index_dir=_WORK / "index", feedback_db=_WORK / "feedback.sqlite3",
-    model="hashing", rate_limit_per_minute=0,
-    abstain_threshold=-0.5, abstain_threshold_dense=-0.5, abstain_threshold_bm25=-0.5,
-    # Slack on (so /slack/events checks signatures instead of answering 503 "not set up");
-    # its Web API is a closed loopback port: a fuzzed request never gets past the signature.
-    slack_bot_token="xoxb-hostile", slack_signing_secret="hostile-secret",
-    slack_api_url="http://127.0.0.1:9/",
-)
-APP = create_app(_SETTINGS)
+
+def settings_in(work: Path) -> Settings:
+    return Settings(
+        corpus=[work / "corpus"], index_dir=work / "index", feedback_db=work / "feedback.sqlite3",
+        model="hashing", rate_limit_per_minute=0,
+        abstain_threshold=-0.5, abstain_threshold_dense=-0.5, abstain_threshold_bm25=-0.5,
+        # Slack on (so /slack/events checks signatures instead of answering 503 "not set
+        # up"); its Web API is a closed loopback port: no fuzzed request gets past the
+        # signature anyway.
+        slack_bot_token="xoxb-hostile", slack_signing_secret="hostile-secret",
+        slack_api_url="http://127.0.0.1:9/",
+    )
+
+
+def openapi() -> dict[str, object]:
+    """The app's schema, read when the tests are collected (making an app loads nothing)."""
+    with tempfile.TemporaryDirectory(prefix="notesqa-schema-") as tmp:
+        return create_app(settings_in(Path(tmp))).openapi()
+
+
+# From the dict, not over ASGI: loading it that way would run the app's lifespan per call.
+schema = schemathesis.openapi.from_dict(openapi())
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[FastAPI]:
-    corpus = _WORK / "corpus"
-    corpus.mkdir(exist_ok=True)
-    (corpus / NOTES.name).write_bytes(NOTES.read_bytes())
-    build_index(_SETTINGS, HashingEmbedder(), Tokenizer())
-    # What the lifespan does, without its background watcher: schemathesis calls the app
-    # directly, one request at a time.
-    APP.state.notesqa.reload()
-    yield APP
-    shutil.rmtree(_WORK, ignore_errors=True)
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    work = tmp_path_factory.mktemp("hostile")
+    (work / "corpus").mkdir()
+    (work / "corpus" / NOTES.name).write_bytes(NOTES.read_bytes())
+    settings_ = settings_in(work)
+    build_index(settings_, HashingEmbedder(), Tokenizer())
+    return create_app(settings_)
 
 
 @pytest.fixture(scope="module")
 def client(app: FastAPI) -> Iterator[TestClient]:
+    # One client for the module: the app starts (and its index watcher runs) once.
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
-
-
-# From the dict, not over ASGI: loading it that way would run the app's lifespan.
-schema = schemathesis.openapi.from_dict(APP.openapi())
 
 
 @schema.parametrize()
@@ -81,7 +82,14 @@ def test_every_endpoint_from_the_openapi_schema(client: TestClient, case) -> Non
     kwargs = case.as_transport_kwargs(base_url="http://testserver")
     kwargs.pop("timeout", None)
     kwargs.pop("follow_redirects", None)
+    if isinstance(kwargs.get("data"), bytes | str):  # raw bodies, as httpx wants them
+        kwargs["content"] = kwargs.pop("data")
+    if kwargs.get("cookies"):  # per-request cookies: set on the client, then cleared
+        client.cookies.update(kwargs.pop("cookies"))
+    else:
+        kwargs.pop("cookies", None)
     response = client.request(**kwargs)
+    client.cookies.clear()
     case.validate_response(
         response,
         checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
