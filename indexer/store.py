@@ -310,7 +310,12 @@ def _prune(index_dir: Path, keep: Path) -> None:
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     for link in index_dir.glob(f".{CURRENT}.*"):
-        if link.is_symlink() and not _alive(link.name.rsplit(".", 1)[-1]):
+        try:
+            age = now - link.lstat().st_mtime
+        except OSError:
+            continue
+        if link.is_symlink() and not _alive(link.name.rsplit(".", 1)[-1]) \
+                and age > STALE_TMP_S:
             link.unlink(missing_ok=True)
 
 

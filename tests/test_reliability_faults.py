@@ -164,8 +164,11 @@ def assert_intact_then_rebuild(tmp_path: Path, corpus: Path, settings: Settings)
     assert index.manifest.chunk_count == len(index.chunks) > 0
     # The next build succeeds and reuses the published index's vectors.
     (corpus / "extra-0.md").write_text("# 改过的笔记\n\n改过以后的内容。\n", "utf-8")
+    long_ago = (time.time() - STALE_TMP_S - 1,) * 2
     for leftover in (settings.index_dir / "builds").glob(".tmp-*"):
-        os.utime(leftover, (time.time() - STALE_TMP_S - 1,) * 2)  # as if long ago
+        os.utime(leftover, long_ago)  # as if long ago
+    for link in settings.index_dir.glob(".current.*"):
+        os.utime(link, long_ago, follow_symlinks=False)
     report = build_index(settings, HashingEmbedder(), Tokenizer())
     assert report.reused >= report.chunks - 2 and report.embedded <= 2, report
     load_index(settings.index_dir)
