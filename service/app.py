@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.embedding import Embedder
 from indexer.settings import Settings
@@ -24,6 +25,13 @@ from service.slack import http as slack_http
 from service.state import NotReadyError, ServiceState
 
 log = logging.getLogger("notesqa")
+
+
+_HTTP_MESSAGES = {
+    400: "请求体无法解析：需要 UTF-8 编码的 JSON",
+    404: "没有这个地址",
+    405: "不支持这个请求方法",
+}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -75,6 +83,15 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
                     for e in exc.errors()
                 ],
             },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # The framework's own errors (unknown path, wrong method, a body that is not UTF-8
+        # JSON) in the same shape and language as ours.
+        message = _HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
+        return JSONResponse(
+            status_code=exc.status_code, content={"message": message}, headers=exc.headers
         )
 
     @app.exception_handler(Exception)

@@ -121,6 +121,12 @@ def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: 
         err.print(f"[red]索引失败：{escape(str(exc))}[/red]")
         err.print("原有索引（如果有）保持不变。")
         return False
+    except (OSError, RuntimeError) as exc:
+        # Writing the new build failed (disk full, permissions; faiss reports these as
+        # RuntimeError). Nothing was published.
+        err.print(f"[red]写入索引失败（{settings.index_dir}）：{escape(str(exc))}[/red]")
+        err.print("原有索引（如果有）保持不变。请检查磁盘空间和写入权限后重试。")
+        return False
     table = Table(title="索引完成", show_header=False)
     table.add_row("文件", str(report.files))
     table.add_row("片段", f"{report.chunks}（新嵌入 {report.embedded}，复用 {report.reused}）")

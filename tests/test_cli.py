@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NOTESQA = Path(sys.executable).parent / "notesqa"
 
 
@@ -59,3 +61,28 @@ def test_clear_errors(tmp_path: Path) -> None:
     evaluated = run("eval", str(bad), "--index", str(tmp_path / "none"), env=env)
     assert evaluated.returncode == 2
     assert f"{bad}:2" in evaluated.stderr and "Traceback" not in evaluated.stderr
+
+
+def test_a_build_that_cannot_be_written_says_so_and_keeps_the_old_index(
+    notes_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    env = {"NOTESQA_MODEL": "hashing", "COLUMNS": "200"}
+    index = tmp_path / "idx"
+    assert CliRunner().invoke(main, ["index", str(notes_corpus), "--out", str(index)],
+                              env=env).exit_code == 0
+    before = (index / "current").resolve()
+    (notes_corpus / "new.md").write_text("# 新笔记\n\n新的内容。\n", "utf-8")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("indexer.store.faiss.write_index", disk_full)
+    result = CliRunner().invoke(main, ["index", str(notes_corpus), "--out", str(index)], env=env)
+    assert result.exit_code == 1
+    assert "写入索引失败" in result.output and "No space left" in result.output
+    assert "Traceback" not in result.output
+    assert (index / "current").resolve() == before
