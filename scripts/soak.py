@@ -34,8 +34,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import NOTESQA, free_port, wait_ready  # noqa: E402
+
 NOTES = ROOT / "corpus" / "k8s-notes.md"
-NOTESQA = Path(sys.executable).parent / "notesqa"
 
 QUESTIONS = ["数据库密码应该放在哪里？", "Ingress 和 Service 有什么区别？", "什么是 Pod？",
              "给我一个 Deployment 的 YAML", "CronJob 是什么？", "Kafka 的分区怎么重新平衡？",
@@ -99,29 +102,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(log.read_text())
-        time.sleep(0.3)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(seconds: float, clients: int, model: str, work: Path, seed: int = 12) -> dict[str, object]:

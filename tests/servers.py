@@ -51,6 +51,24 @@ def notesqa_server(
         yield base
 
 
+def wait_ready(
+    base: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 300
+) -> None:
+    """Until `base`/readyz answers 200; the server's log is shown if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(log_path.read_text())
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(log_path.read_text())
+        time.sleep(0.3)
+
+
 @contextmanager
 def serving(
     command: Sequence[str], env: Mapping[str, str], log_path: Path, port: int,
@@ -65,18 +83,7 @@ def serving(
             list(command), env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(log_path.read_text())
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(log_path.read_text())
-                time.sleep(0.3)
+            wait_ready(base, proc, log_path, timeout)
             yield base
         finally:
             proc.terminate()

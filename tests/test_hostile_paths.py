@@ -62,14 +62,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     thread.join(timeout=10)
 
 
-def raw_get(address: tuple[str, int], target: bytes) -> tuple[int, bytes]:
-    """Send `GET <target>` exactly as given; returns (status, whole response)."""
+def raw_request(address: tuple[str, int], target: bytes, headers: bytes = b"") -> bytes:
+    """Send `GET <target>` exactly as given, no client normalising it; the whole response."""
     with socket.create_connection(address, timeout=10) as sock:
         sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                     b"Accept: text/plain\r\n\r\n")
+                     + headers + b"\r\n")
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
+    return data
+
+
+def raw_get(address: tuple[str, int], target: bytes) -> tuple[int, bytes]:
+    """Send `GET <target>` exactly as given; returns (status, whole response)."""
+    data = raw_request(address, target, b"Accept: text/plain\r\n")
     status = int(data.split(b" ", 2)[1])
     return status, data
 
@@ -141,12 +147,7 @@ def test_the_corpus_notes_themselves_are_served(server: tuple[str, int], target:
 def test_malformed_request_lines_are_refused_not_crashed(
     server: tuple[str, int], target: bytes
 ) -> None:
-    with socket.create_connection(server, timeout=10) as sock:
-        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\n"
-                     b"Connection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    data = raw_request(server, target)
     if data:  # the HTTP parser may also just close the connection
         status = int(data.split(b" ", 2)[1])
         assert 400 <= status < 500, data[:300]
