@@ -61,6 +61,25 @@ class YamlExample:
 
 
 @dataclass(frozen=True)
+class CommandExample:
+    """A shell command block (``kubectl …``, ``helm …``, a flag list) found in a note."""
+
+    source: str
+    lines: tuple[int, int]  # 1-based inclusive, the block's content lines
+    language: str  # "bash", "console", "powershell", … ("shell" when the fence says nothing)
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "lines": list(self.lines), "language": self.language,
+                "text": self.text}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommandExample:
+        return cls(data["source"], (data["lines"][0], data["lines"][1]), data["language"],
+                   data["text"])
+
+
+@dataclass(frozen=True)
 class Chunk:
     """A retrievable piece of a note: part of one section, with exact provenance."""
 
@@ -73,6 +92,10 @@ class Chunk:
     # shortcodes, comments), so a sentence inside the chunk can cite its own lines.
     line_map: tuple[int, ...] = field(default=())
     yaml_ids: tuple[int, ...] = field(default=())  # indexes into the index's YAML list
+    command_ids: tuple[int, ...] = field(default=())  # indexes into the index's commands
+    # Positions (0-based, in ``text.split("\n")``) of lines that are table rows, written
+    # "列名：值；列名：值": each is one whole fact, never split into sentences.
+    table_rows: tuple[int, ...] = field(default=())
 
     def prose_lines(self) -> Iterator[tuple[str, int]]:
         """(text, source line) of the lines outside code fences."""
@@ -108,6 +131,8 @@ class Chunk:
             "text": self.text,
             "line_map": list(self.line_map),
             "yaml_ids": list(self.yaml_ids),
+            "command_ids": list(self.command_ids),
+            "table_rows": list(self.table_rows),
         }
 
     @classmethod
@@ -120,4 +145,6 @@ class Chunk:
             text=data["text"],
             line_map=tuple(data.get("line_map", ())),
             yaml_ids=tuple(data.get("yaml_ids", ())),
+            command_ids=tuple(data.get("command_ids", ())),
+            table_rows=tuple(data.get("table_rows", ())),
         )

@@ -145,6 +145,14 @@ class YamlExampleOut(BaseModel):
     problems: list[str] = Field(default_factory=list)
 
 
+class CommandExampleOut(BaseModel):
+    """A shell command from the notes, shown when the question asks how to do something."""
+
+    language: str = Field(description="代码块的语言：bash、console 等；未标注时为 shell")
+    text: str = Field(description="命令原文（可能有多行）")
+    citation: int = Field(description="所在章节的引用编号")
+
+
 class Suggestion(BaseModel):
     """A section close to an unanswered question, offered instead of an answer."""
 
@@ -166,6 +174,9 @@ class AskResponse(BaseModel):
     snippets: list[Snippet]
     citations: list[Citation]
     yaml_examples: list[YamlExampleOut]
+    command_examples: list[CommandExampleOut] = Field(
+        default_factory=list, description="问题问怎么做时，引用章节中的命令示例"
+    )
     suggestions: list[Suggestion] = Field(
         default_factory=list, description="没有找到答案时，最接近的几个笔记章节"
     )
