@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from indexer.markdown import Code, Heading, Line, ParsedNote, Prose, parse_note
+from indexer.markdown import Code, Heading, Line, ParsedNote, Prose, Table, parse_note
 from indexer.types import SourceDocument
 
 DEFAULT_MAX_CHARS = 300
@@ -41,6 +41,11 @@ class DraftChunk:
         return "\n".join(line.text for line in self.lines)
 
     @property
+    def table_rows(self) -> tuple[int, ...]:
+        """Positions in ``text.split("\n")`` of the lines that are table rows."""
+        return tuple(i for i, line in enumerate(self.lines) if line.row)
+
+    @property
     def line_range(self) -> tuple[int, int]:
         numbers = [line.number for line in self.lines]
         return min(numbers), max(numbers)
@@ -62,7 +67,7 @@ def _is_fence_line(line: Line) -> bool:
 @dataclass
 class _Section:
     heading: tuple[str, ...]
-    blocks: list[Prose | Code] = field(default_factory=list)
+    blocks: list[Prose | Table | Code] = field(default_factory=list)
     # The question line that opened a pseudo-heading section: its text, should nothing
     # follow it (an unanswered question must not vanish from the index).
     question: Prose | None = None
@@ -157,7 +162,7 @@ def sections(note: ParsedNote) -> list[_Section]:
                 block = rest
         current.blocks.append(block)
         blocks_since_heading += 1
-        if isinstance(block, Prose):
+        if isinstance(block, Prose | Table):
             body_since_heading.append(block.text)
     for section in result:
         if not section.blocks and section.question is not None:
@@ -199,16 +204,19 @@ def chunk_sections(
                 continue
             units: list[list[Line]]
             block_size = sum(len(line.text) for line in block.lines)
-            if block_size > max_chars:
-                units = [[piece] for piece in _sentence_pieces(block)]
-            else:
+            if block_size <= max_chars:
                 units = [list(block.lines)]
+            elif isinstance(block, Table):
+                units = [[row] for row in block.lines]  # a row is one fact: never split
+            else:
+                units = [[piece] for piece in _sentence_pieces(block)]
             for unit in units:
                 unit_size = sum(len(line.text) for line in unit)
                 if draft.lines and draft.size + unit_size > max_chars:
                     # A line announcing what follows ("有多种类型的Service：") goes with it.
                     carried: list[Line] = []
-                    if len(draft.lines) > 1 and draft.lines[-1].text.endswith(_ANNOUNCES):
+                    last = draft.lines[-1]
+                    if len(draft.lines) > 1 and not last.row and last.text.endswith(_ANNOUNCES):
                         carried = [draft.lines.pop()]
                     flush()
                     draft.lines.extend(carried)

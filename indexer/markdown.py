@@ -1,16 +1,18 @@
 """Parse a note into typed blocks with exact source line numbers (markdown-it-py line maps).
 
-Only structure is decided here (what is a heading, prose or code); how headings nest in
-messy notes and how sections become chunks is `indexer.chunking`'s job.
+Only structure is decided here (what is a heading, prose, a table or code); how headings nest
+in messy notes and how sections become chunks is `indexer.chunking`'s job.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 import yaml
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 
@@ -18,6 +20,8 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 class Line:
     number: int  # 1-based source line
     text: str  # cleaned of Markdown syntax
+    # A table row written "列名：值；列名：值": one whole fact, never split into sentences.
+    row: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,43 @@ class Code:
     raw: tuple[Line, ...]  # verbatim source lines, fences included
 
 
-Block = Heading | Prose | Code
+@dataclass(frozen=True)
+class TableRow:
+    number: int  # 1-based source line
+    cells: tuple[str, ...]  # cleaned; may be fewer or more than the header's
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]  # column names, cleaned ("" where the header cell is empty)
+    header_line: int
+    rows: tuple[TableRow, ...]  # body rows that say something (rules and empty rows dropped)
+    in_list: bool = False
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        """One line per row, "列名：值；列名：值" in column order (the key column first), so
+        each row reads as a fact on its own; empty cells are left out, and a cell without a
+        column name (no header, or more cells than the header) is written alone."""
+        result = []
+        for row in self.rows:
+            parts = [
+                f"{name}：{value}" if name else value
+                for name, value in zip_longest(self.header, row.cells, fillvalue="")
+                if value
+            ]
+            text = "；".join(parts)
+            if _FENCE_LIKE.match(text):
+                text = text.lstrip(" `~")  # a row read back as a fence would hide what follows
+            result.append(Line(row.number, text, row=True))
+        return tuple(result)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+Block = Heading | Prose | Table | Code
 
 
 @dataclass
@@ -71,7 +111,10 @@ _SHORTCODE = re.compile(r"\{\{[<%].*?[%>]\}\}")
 _HTML_COMMENT = re.compile(r"<!--.*?-->")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _EMPHASIS = re.compile(r"(\*\*|__|~~)")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_RULE_CELL = re.compile(r"^[-=:+\s]*$")  # "----" drawn between rows of an ASCII-art table
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+_FENCE_LIKE = re.compile(r"^\s*(`{3}|~{3})")
 # Commands people type straight into a heading line, e.g. "#### 启动 minikube   minikube start".
 _CLI_WORDS = (
     "kubectl|minikube|docker|helm|kubeadm|curl|wget|sudo|apt|apt-get|yum|systemctl|git"
@@ -99,11 +142,65 @@ def _clean_prose_line(raw: str) -> str:
     return clean_inline(raw)
 
 
-def _clean_table_line(raw: str) -> str:
-    if _TABLE_RULE.match(raw):
-        return ""
-    cells = [clean_inline(cell) for cell in raw.strip().strip("|").split("|")]
-    return " | ".join(cell for cell in cells if cell)
+def _clean_cell(raw: str) -> str:
+    # Code spans are kept verbatim: a flag like `--schedule=<cron>` is no HTML tag. They are
+    # set aside as private-use placeholders so links around them still clean up.
+    spans: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        spans.append(match.group(2).strip())
+        return f"\ue000{len(spans) - 1}\ue001"
+
+    text = _CODE_SPAN.sub(hold, raw.replace("\ue000", "").replace("\ue001", ""))
+    # "<br>" breaks a long cell into lines: keep the words apart.
+    text = clean_inline(_BREAK.sub(" ", text))
+    text = re.sub("\ue000(\\d+)\ue001", lambda m: spans[int(m.group(1))], text)
+    # A trailing "。；" would clash with the "；" that joins cells.
+    return text.rstrip("。；;").strip()
+
+
+def _split_row(raw: str) -> list[str]:
+    """A row's cells as GFM splits them (at pipes not escaped with a backslash)."""
+    text = _QUOTE_MARKER.sub("", raw).strip()
+    cells = re.split(r"(?<!\\)\|", text)
+    if cells and not cells[0].strip():
+        cells.pop(0)
+    if cells and not cells[-1].strip():
+        cells.pop()
+    return [cell.replace("\\|", "|") for cell in cells]
+
+
+def _table(tokens: list[Token], i: int, lines: list[str], in_list: bool) -> tuple[Table, int]:
+    """Read the table opening at tokens[i]; returns it and the index of its table_close."""
+    header: list[str] = []
+    header_line = (tokens[i].map or [0])[0] + 1
+    rows: list[TableRow] = []
+    cells: list[str] = []
+    number = header_line
+    in_head = False
+    while tokens[i].type != "table_close":
+        tok = tokens[i]
+        if tok.type == "thead_open":
+            in_head = True
+        elif tok.type == "thead_close":
+            in_head = False
+        elif tok.type == "tr_open":
+            cells = []
+            number = (tok.map or [number - 1])[0] + 1
+        elif tok.type == "inline":
+            cells.append(_clean_cell(tok.content))
+        elif tok.type == "tr_close":
+            if in_head:
+                header, header_line = [c.rstrip("：:").strip() for c in cells], number
+            else:
+                # markdown-it drops cells beyond the header's count; they are still the
+                # author's words, so they are read back from the source line.
+                extra = [_clean_cell(c) for c in _split_row(lines[number - 1])[len(header):]]
+                cells = cells + extra
+                if any(cells) and not all(_RULE_CELL.match(c) for c in cells):
+                    rows.append(TableRow(number, tuple(cells)))
+        i += 1
+    return Table(tuple(header), header_line, tuple(rows), in_list=in_list), i
 
 
 def split_heading(raw_text: str) -> tuple[str, str]:
@@ -263,12 +360,9 @@ def parse_note(text: str) -> ParsedNote:
                 if cleaned:
                     note.blocks.append(Prose(cleaned))
         elif kind == "table_open" and tok.map:
-            start, end = tok.map
-            rows = tuple(Line(n + 1, _clean_table_line(lines[n])) for n in range(start, end))
-            rows = tuple(row for row in rows if row.text)
-            if rows:
-                note.blocks.append(Prose(rows))
-            while tokens[i].type != "table_close":
-                i += 1
+            # The header row alone is no fact: a table without body rows adds nothing.
+            table, i = _table(tokens, i, lines, in_list=list_depth > 0)
+            if table.rows:
+                note.blocks.append(table)
         i += 1
     return note

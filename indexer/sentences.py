@@ -1,4 +1,4 @@
-"""Split a chunk's prose into sentences, each with its source line.
+"""Split a chunk's prose into sentences, each with its source line (a table row is one).
 
 Sentences are the unit of an extractive answer, and each gets its own vector so a short
 fact inside a long section can still be found.
@@ -41,9 +41,24 @@ class SentenceRecord:
         )
 
 
+def _table_row_lines(chunk: Chunk) -> set[tuple[str, int]]:
+    """(text, source line) of the chunk's table rows."""
+    texts = chunk.text.split("\n")
+    line_map = chunk.line_map or tuple(range(chunk.lines[0], chunk.lines[1] + 1))
+    return {
+        (texts[i], line_map[i]) for i in chunk.table_rows if i < len(texts) and i < len(line_map)
+    }
+
+
 def split_sentences(chunk: Chunk, row: int) -> list[SentenceRecord]:
     result: list[SentenceRecord] = []
+    rows = _table_row_lines(chunk)
     for text, number in chunk.prose_lines():
+        if (text, number) in rows:
+            # A table row is one fact whatever its "；" and length (the composer truncates).
+            if text.strip():
+                result.append(SentenceRecord(row, len(result), number, text.strip()))
+            continue
         for match in _SENTENCE.finditer(text):
             piece = match.group(0).strip()
             if len(piece) >= MIN_CHARS and not _LABEL_ONLY.match(piece):
