@@ -149,6 +149,7 @@ def build_index(
                     text=draft.text,
                     line_map=tuple(line.number for line in draft.lines),
                     yaml_ids=ids,
+                    table_rows=draft.table_rows,
                 )
             )
         files[doc.path] = FileEntry(
