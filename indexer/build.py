@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.bilingual import EnglishToChinese
-from indexer.chunking import DraftChunk, chunk_document
+from indexer.chunking import chunk_document
+from indexer.code_blocks import extract_code
 from indexer.embedding import Embedder
 from indexer.reading import scan_corpus
 from indexer.sentences import SentenceRecord, split_sentences
@@ -28,13 +30,10 @@ from indexer.store import (
     write_build,
 )
 from indexer.tokenization import Tokenizer
-from indexer.types import Chunk, SkippedFile, YamlExample
-from indexer.yaml_examples import (
-    ManifestValidator,
-    extract_examples,
-    is_yaml_fence,
-    looks_like_manifest,
-)
+from indexer.types import Chunk, CommandExample, SkippedFile, YamlExample
+
+if TYPE_CHECKING:  # a type only; the CLI builds the validator
+    from indexer.manifest_schema import ManifestValidator
 
 
 class BuildError(RuntimeError):
@@ -55,6 +54,7 @@ class BuildReport:
     yaml_flagged: int = 0
     sentences: int = 0
     sentences_embedded: int = 0
+    commands: int = 0  # command examples (shell blocks) found
 
 
 def embed_key(text: str) -> str:
@@ -77,22 +77,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def _examples_for(
-    draft: DraftChunk, validator: ManifestValidator | None
-) -> list[YamlExample]:
-    examples: list[YamlExample] = []
-    for code in draft.codes:
-        labeled = is_yaml_fence(code.info)
-        unlabeled = not code.info or code.info.lower() in {"text", "txt", "plain"}
-        if labeled or (unlabeled and looks_like_manifest(code.code)):
-            examples.extend(
-                extract_examples(
-                    code.code, draft.source, (code.content_start, code.content_end), validator
-                )
-            )
-    return examples
 
 
 def _previous(settings: Settings, model_name: str, dimension: int) -> StoredIndex | None:
@@ -130,15 +114,18 @@ def build_index(
 
     chunks: list[Chunk] = []
     examples: list[YamlExample] = []
+    commands: list[CommandExample] = []
     files: dict[str, FileEntry] = {}
     notes: dict[str, str] = {}
     root_ids = {str(Path(r).resolve()): i for i, r in enumerate(roots)}
     for doc in scan.documents:
         drafts = chunk_document(doc, settings.chunk_chars)
         for draft in drafts:
-            found = _examples_for(draft, validator)
-            ids = tuple(range(len(examples), len(examples) + len(found)))
-            examples.extend(found)
+            found = extract_code(draft.codes, draft.source, validator)
+            yaml_ids = tuple(range(len(examples), len(examples) + len(found.yaml)))
+            command_ids = tuple(range(len(commands), len(commands) + len(found.commands)))
+            examples.extend(found.yaml)
+            commands.extend(found.commands)
             start, end = draft.line_range
             chunks.append(
                 Chunk(
@@ -148,7 +135,8 @@ def build_index(
                     lines=(start, end),
                     text=draft.text,
                     line_map=tuple(line.number for line in draft.lines),
-                    yaml_ids=ids,
+                    yaml_ids=yaml_ids,
+                    command_ids=command_ids,
                     table_rows=draft.table_rows,
                 )
             )
@@ -205,13 +193,14 @@ def build_index(
         build_seconds=round(elapsed, 3),
         chunk_count=len(chunks),
         yaml_count=len(examples),
+        command_count=len(commands),
         corpus_roots=[str(Path(r).resolve()) for r in roots],
     )
     tokens = [bm25_tokens(c, tokenizer, settings.heading_weight) for c in chunks]
     english = EnglishToChinese.for_vocabulary({t for doc in tokens for t in doc})
     build = write_build(
         settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
-        sentence_vectors, english, notes,
+        sentence_vectors, english, notes, commands,
     )
     publish(settings.index_dir, build)
     removed = sorted(set(old.manifest.files) - set(files)) if old is not None else []
@@ -228,4 +217,5 @@ def build_index(
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
         yaml_flagged=sum(1 for e in examples if e.k8s_valid is False),
+        commands=len(commands),
     )

@@ -4,6 +4,8 @@
         manifest.json   model, dimension, per-file hashes, versions, build time
         chunks.jsonl    Chunk records, row i is FAISS id i and BM25 document i
         yaml.jsonl      YamlExample records (Chunk.yaml_ids index into this)
+        commands.jsonl  CommandExample records, shell blocks (Chunk.command_ids index into
+                        this)
         sentences.jsonl SentenceRecord rows, row i is sentence-FAISS id i
         dense.faiss     IndexFlatIP over L2-normalised chunk vectors
         sentences.faiss IndexFlatIP over L2-normalised sentence vectors
@@ -33,9 +35,11 @@ import numpy as np
 
 from indexer.bilingual import EnglishToChinese
 from indexer.sentences import SentenceRecord
-from indexer.types import Chunk, YamlExample
+from indexer.types import Chunk, CommandExample, YamlExample
 
-FORMAT_VERSION = 3  # 3: paths relative to the corpus root, note texts inside the build
+# 3: paths relative to the corpus root, note texts inside the build; 4: commands.jsonl (an
+# older build has no command examples, so it is rebuilt rather than served without them)
+FORMAT_VERSION = 4
 CURRENT = "current"
 BUILDS = "builds"
 NOTES = "notes"
@@ -85,6 +89,8 @@ class Manifest:
     build_seconds: float
     chunk_count: int
     yaml_count: int
+    # Defaulted so an older manifest still loads and is refused by its format version.
+    command_count: int = 0
     corpus_roots: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
@@ -108,6 +114,7 @@ class StoredIndex:
     sentences: list[SentenceRecord]
     sentence_dense: faiss.Index
     english: EnglishToChinese | None = None  # None: built before english.json existed
+    commands: list[CommandExample] = field(default_factory=list)
 
     def vectors(self) -> np.ndarray:
         return _all_vectors(self.dense, self.manifest.dimension)
@@ -187,6 +194,14 @@ def load_build(build: Path) -> StoredIndex:
           f"{len(examples)} 个 YAML 示例，清单记录 {manifest.yaml_count} 个")
     check(all(0 <= i < len(examples) for c in chunks for i in c.yaml_ids), "yaml.jsonl",
           "片段引用了不存在的 YAML 示例")
+    commands = part(
+        "commands.jsonl",
+        lambda p: [CommandExample.from_json(json.loads(x)) for x in _lines(p)],
+    )
+    check(len(commands) == manifest.command_count, "commands.jsonl",
+          f"{len(commands)} 个命令示例，清单记录 {manifest.command_count} 个")
+    check(all(0 <= i < len(commands) for c in chunks for i in c.command_ids), "commands.jsonl",
+          "片段引用了不存在的命令示例")
     dense = part("dense.faiss", lambda p: faiss.read_index(str(p)))
     check(dense.ntotal == len(chunks) and dense.d == manifest.dimension, "dense.faiss",
           f"{dense.ntotal} 个 {dense.d} 维向量，应为 {len(chunks)} 个 {manifest.dimension} 维")
@@ -215,7 +230,8 @@ def load_build(build: Path) -> StoredIndex:
         check((build / NOTES / f"{entry.sha256}.txt").is_file(), f"{NOTES}/{entry.sha256}.txt",
               f"缺少笔记 {source} 的原文")
     return StoredIndex(
-        build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense, english
+        build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense, english,
+        commands,
     )
 
 
@@ -234,6 +250,7 @@ def write_build(
     sentence_vectors: np.ndarray,
     english: EnglishToChinese | None = None,
     notes: dict[str, str] | None = None,
+    commands: list[CommandExample] | None = None,
 ) -> Path:
     """Write a complete build folder (not yet published). Returns its path. `notes` maps
     each note's sha256 to its text."""
@@ -249,6 +266,9 @@ def write_build(
         with (tmp / "yaml.jsonl").open("w", encoding="utf-8") as out:
             for example in examples:
                 out.write(json.dumps(example.to_json(), ensure_ascii=False) + "\n")
+        with (tmp / "commands.jsonl").open("w", encoding="utf-8") as out:
+            for command in commands or ():
+                out.write(json.dumps(command.to_json(), ensure_ascii=False) + "\n")
         with (tmp / "sentences.jsonl").open("w", encoding="utf-8") as out:
             for sentence in sentences:
                 out.write(json.dumps(sentence.to_json(), ensure_ascii=False) + "\n")

@@ -77,8 +77,8 @@ class IndexTools:
     @classmethod
     def load(cls, settings: Settings) -> IndexTools:
         from indexer.embedding import load_embedder
+        from indexer.manifest_schema import ManifestValidator
         from indexer.tokenization import Tokenizer
-        from indexer.yaml_examples import ManifestValidator
 
         with console.status("加载嵌入模型 …"):
             embedder = load_embedder(settings.model, settings.cache_dir, settings.embed_batch_size)
@@ -133,6 +133,7 @@ def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: 
     table.add_row("句子", f"{report.sentences}（新嵌入 {report.sentences_embedded}）")
     flagged = f"不符合 Kubernetes {validator.version} 的 {report.yaml_flagged} 个"
     table.add_row("YAML 示例", f"{report.yaml_examples}（{flagged}）")
+    table.add_row("命令示例", str(report.commands))
     if report.removed_files:
         table.add_row("已删除的文件", ", ".join(report.removed_files))
     table.add_row("跳过的文件", str(len(report.skipped)))

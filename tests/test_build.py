@@ -11,10 +11,10 @@ import pytest
 
 from indexer.build import BuildError, build_index
 from indexer.embedding import HashingEmbedder
+from indexer.manifest_schema import ManifestValidator
 from indexer.settings import Settings
 from indexer.store import current_build, load_index
 from indexer.tokenization import Tokenizer
-from indexer.yaml_examples import ManifestValidator
 
 
 class CountingEmbedder(HashingEmbedder):

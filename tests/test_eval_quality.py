@@ -13,10 +13,10 @@ import pytest
 
 from indexer.build import build_index
 from indexer.embedding import SentenceTransformerEmbedder
+from indexer.manifest_schema import ManifestValidator
 from indexer.settings import Settings
 from indexer.store import load_index
 from indexer.tokenization import Tokenizer
-from indexer.yaml_examples import ManifestValidator
 from service.evaluation import EvalReport, evaluate, load_cases
 from service.glossary import Glossary
 from service.qa import QAEngine

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from indexer.manifest_schema import ManifestValidator
 from indexer.markdown import MAX_YAML_CHARS, MAX_YAML_DEPTH, MAX_YAML_NODES, parse_note
-from indexer.yaml_examples import ManifestValidator, extract_examples, looks_like_manifest
+from indexer.yaml_examples import extract_examples, looks_like_manifest
 
 LEVELS = "abcdefghi"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from indexer.manifest_schema import ManifestValidator
 from indexer.yaml_examples import (
-    ManifestValidator,
     extract_examples,
     is_yaml_fence,
     looks_like_manifest,
