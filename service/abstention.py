@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from service.glossary import Glossary
+from service.query import QueryAnalysis
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Confidence:
     coverage: float
     unknown_terms: tuple[str, ...]
     missing_terms: tuple[str, ...]  # known words the top chunks do not contain
+    # What the decision is made from (see FEATURES), for calibration and debugging.
+    features: tuple[float, ...] = ()
 
 
 NEVER = -1.0
@@ -59,46 +62,14 @@ def absent_terms(glossary: Glossary, corpus_text: str) -> frozenset[str]:
     )
 
 
-def unknown_objects(text: str, glossary: Glossary, absent: frozenset[str]) -> list[str]:
+def unknown_objects(query: QueryAnalysis, absent: frozenset[str]) -> list[str]:
     """Objects the question names (NetworkPolicy, HPA) that the corpus never mentions:
     notes that never name a thing cannot explain it."""
     return [
         m.term.name
-        for m in glossary.mentions(text)
+        for m in query.mentions
         if m.strong and not m.term.word and m.term.name in absent
     ]
-
-
-def synonyms(
-    tokens: Sequence[str],
-    glossary: Glossary,
-    tokenize: Callable[[str], list[str]],
-    text: str = "",
-    translate: Callable[[str], Sequence[str]] = lambda word: (),
-) -> dict[str, frozenset[str]]:
-    """Each content token with the glossary's other names for it ("difference" -> 区别)
-    and, for English words, their Chinese translations ("validates" -> 验证).
-    Words of a multi-word alias found in the question ("roll back") share its names.
-    Bare numbers are left out: "layer 7" is about the layer, not the 7."""
-    phrase_names: dict[str, set[str]] = {}
-    for mention in glossary.mentions(text):
-        names = set(tokenize(" ".join(glossary.expansion(mention.term.name))))
-        for alias in (mention.term.name, *mention.term.aliases):
-            if " " in alias and alias.lower() in text.lower():
-                for word in tokenize(alias):
-                    phrase_names.setdefault(word, set()).update(names)
-    return {
-        token: frozenset(
-            {
-                token,
-                *tokenize(" ".join(glossary.expansion(token))),
-                *phrase_names.get(token, ()),
-                *translate(token),
-            }
-        )
-        for token in dict.fromkeys(tokens)
-        if not token.isdigit()
-    }
 
 
 def unknown_terms(
@@ -123,6 +94,7 @@ def assess(
     weights: AbstentionWeights,
     unknown_objects: Sequence[str] = (),
     ordinary: Collection[str] = (),
+    english_question: bool = False,
 ) -> Confidence:
     distinct = list(forms)
     unknown_set = set(unknown)
@@ -148,6 +120,15 @@ def assess(
     ascii_missing = (
         sum(1 for t in known_ascii if t in missing) / len(known_ascii) if known_ascii else 0.0
     )
+    unknown_cjk = sum(1 for t in unknown if not t.isascii()) / len(distinct)
+    rarest = max((idf(t) for t in known), default=1.0) or 1.0
+    rarest_missing = max((idf(t) for t in missing), default=0.0) / rarest
+    english = 1.0 if english_question else 0.0
+    dense = dense_top if dense_top is not None else 0.0
+    features = (
+        dense, coverage, unknown_ascii, unknown_cjk, missing_share, ascii_missing,
+        rarest_missing, 1.0 if unknown_objects else 0.0, english, english * dense,
+    )
     value = (
         (dense_top if dense_top is not None else 0.0)
         + weights.coverage * coverage
@@ -157,5 +138,6 @@ def assess(
         - (weights.unknown_object if unknown_objects else 0.0)
     )
     return Confidence(
-        round(value, 4), dense_top, round(coverage, 4), tuple(unknown), tuple(missing)
+        round(value, 4), dense_top, round(coverage, 4), tuple(unknown), tuple(missing),
+        features,
     )

@@ -12,7 +12,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from indexer.sentences import SentenceRecord
-from service.retrieval import Hit, asks_difference
+from service.query import QueryAnalysis
+from service.retrieval import Hit
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,6 @@ class AnswerWeights:
     max_sentences: int = 5
 
 _DEFINITION = re.compile(r"^(定义|definition)\s*[：:]", re.IGNORECASE)
-_ASKS_WHAT = re.compile(r"(是什么|什么是|是啥|啥是|what\s+is|what's|定义|介绍|解释|explain)", re.I)
-_ASKS_LIST = re.compile(
-    r"(哪些|哪几|几种|几类|包括什么|包含什么|有什么作用|主要作用|列举"
-    r"|\bwhat are\b|\blist\b|\bwhich\b)",
-    re.IGNORECASE,
-)
 # A sentence that points back ("集群内的其他Pod可以通过这个IP地址…") needs its predecessor.
 _REFERS_BACK = re.compile(r"^[^，,]{0,20}?(这个|这些|这种|该|此|上述|上面的|它们|它)")
 
@@ -72,23 +67,21 @@ def sentences_of(
 
 
 def score_sentences(
-    question: str,
-    query_tokens: Sequence[str],
+    query: QueryAnalysis,
     sentences: Sequence[Sentence],
     tokenize: Callable[[str], list[str]],
     idf: Callable[[str], float],
-    mentioned: Sequence[str] = (),
     weights_: AnswerWeights | None = None,
     off_topic: Collection[int] = (),
 ) -> list[ScoredSentence]:
     """Relevance of each sentence: dense similarity to the question (when available) and
     idf-weighted coverage of the question's words, plus priors from the chunk's rank."""
     w = weights_ or AnswerWeights()
-    weights = {t: idf(t) for t in dict.fromkeys(query_tokens)}
+    weights = {t: idf(t) for t in dict.fromkeys(query.tokens)}
     total = sum(weights.values()) or 1.0
-    asks_what = bool(_ASKS_WHAT.search(question))
-    asks_diff = asks_difference(question)
-    lowered_mentions = [m.lower() for m in mentioned]
+    asks_what = query.asks_definition
+    asks_diff = query.asks_difference
+    lowered_mentions = [m.lower() for m in query.named]
     scored = []
     for s in sentences:
         tokens = set(tokenize(s.text))
@@ -123,10 +116,6 @@ def off_topic(wanted: frozenset[str], subjects: Sequence[frozenset[str]]) -> set
         for rank, names in enumerate(subjects)
         if rank and names and not names & wanted
     }
-
-
-def asks_for_list(question: str) -> bool:
-    return bool(_ASKS_LIST.search(question))
 
 
 def compose(

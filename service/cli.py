@@ -375,6 +375,9 @@ _METRICS = (
     ("hit_at_3", "hit@3"),
     ("mrr_at_10", "MRR@10"),
     ("yaml_kind_accuracy", "YAML 类型准确率"),
+    ("command_hit_rate", "命令命中率"),
+    ("answer_precision", "回答精确率（句子切题）"),
+    ("declined_rate", "可回答却拒答的比例"),
     ("abstention_precision", "拒答精确率"),
     ("abstention_recall", "拒答召回率"),
     ("multi_turn_hit_rate", "多轮命中率"),
@@ -425,6 +428,12 @@ def evaluate_command(
             row.append("—" if value is None else f"{value:.3f}" if isinstance(value, float)
                        else str(value))
         table.add_row(label, *row)
+    for language, name in (("zh", "中文"), ("en", "英文")):
+        for i, what in enumerate(("精确率", "召回率")):
+            table.add_row(
+                f"拒答{what}（{name}问题）",
+                *(f"{r.abstention_by_language[language][i]:.3f}" for r in reports),
+            )
     console.print(table)
     if failures:
         for report in reports:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -10,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer.bilingual import is_english
 from service.followup import Turn
 from service.qa import QAEngine
 from service.retrieval import Mode
+from service.schemas import AskResponse
 
 
 class EvalFileError(ValueError):
@@ -29,6 +32,15 @@ class EvalCase:
     phrase: str | None
     yaml_kind: str | None
     tags: tuple[str, ...]
+    # A verbatim piece of the command the answer's command examples must hold.
+    command: str | None = None
+    # Source lines (inclusive) of the passage about what was asked: answer sentences cited
+    # from elsewhere are off the question (answer precision).
+    span: tuple[int, int] | None = None
+
+    @property
+    def english(self) -> bool:
+        return "english" in self.tags or is_english(self.question)
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class CaseResult:
     yaml_kind: str | None
     latency_ms: float
     rewritten_query: str
+    command_hit: bool = False
+    precision: float | None = None  # share of answer sentences inside the labelled span
 
 
 @dataclass
@@ -53,8 +67,13 @@ class EvalReport:
     hit_at_3: float
     mrr_at_10: float
     yaml_kind_accuracy: float | None
+    command_hit_rate: float | None  # rows labelled with a command
+    answer_precision: float | None  # mean over found rows labelled with a span
+    declined_rate: float  # answerable questions answered "not found"
     abstention_precision: float
     abstention_recall: float
+    # Abstention by the question's language: "en" and "zh" -> (precision, recall).
+    abstention_by_language: dict[str, tuple[float, float]]
     multi_turn_hit_rate: float | None
     median_answer_chars: float
     p50_ms: float
@@ -86,6 +105,11 @@ def load_cases(path: Path) -> list[EvalCase]:
             raise EvalFileError(f"{path}:{number}: 缺少字段 {', '.join(missing)}")
         if row["answerable"] and not row.get("phrase"):
             raise EvalFileError(f"{path}:{number}: 可回答的问题需要 phrase")
+        span = row.get("span")
+        if span is not None and not (
+            isinstance(span, list) and len(span) == 2 and all(isinstance(n, int) for n in span)
+        ):
+            raise EvalFileError(f"{path}:{number}: span 应为 [起始行, 结束行]")
         cases.append(
             EvalCase(
                 id=str(row["id"]),
@@ -96,9 +120,23 @@ def load_cases(path: Path) -> list[EvalCase]:
                 phrase=row.get("phrase"),
                 yaml_kind=row.get("yaml_kind"),
                 tags=tuple(row.get("tags") or ()),
+                command=row.get("command"),
+                span=(span[0], span[1]) if span else None,
             )
         )
     return cases
+
+
+def _abstention(results: Sequence[CaseResult]) -> tuple[float, float]:
+    """(precision, recall) of "not found": declined questions that were unanswerable, and
+    unanswerable questions that were declined (1.0 when there is nothing to count)."""
+    declined = [r for r in results if not r.found]
+    unanswerable = [r for r in results if not r.case.answerable]
+    return (
+        _ratio(sum(not r.case.answerable for r in declined), len(declined)) if declined else 1.0,
+        _ratio(sum(not r.found for r in unanswerable), len(unanswerable))
+        if unanswerable else 1.0,
+    )
 
 
 def _ratio(hits: int, total: int) -> float:
@@ -128,10 +166,13 @@ def run_case(engine: QAEngine, case: EvalCase, mode: Mode) -> CaseResult:
             if chunk.source == case.source and case.phrase in haystack:
                 rank = position
                 break
-    # For a YAML request the examples are the answer, so the phrase may be found there.
+    # For a YAML or command request the examples are the answer, so the phrase may be
+    # found there.
     answer_text = response.answer
     if case.yaml_kind:
         answer_text += "\n" + "\n".join(ex.yaml for ex in response.yaml_examples)
+    if case.command:
+        answer_text += "\n" + "\n".join(c.text for c in response.command_examples)
     return CaseResult(
         case=case,
         found=response.found,
@@ -143,16 +184,50 @@ def run_case(engine: QAEngine, case: EvalCase, mode: Mode) -> CaseResult:
         yaml_kind=response.yaml_examples[0].kind if response.yaml_examples else None,
         latency_ms=latency,
         rewritten_query=response.rewritten_query,
+        command_hit=bool(
+            case.command and any(case.command in c.text for c in response.command_examples)
+        ),
+        precision=_precision(engine, case, response),
     )
+
+
+_SEGMENT = re.compile(r"(.+?)\[(\d+)\]", re.DOTALL)
+
+
+def _precision(engine: QAEngine, case: EvalCase, response: AskResponse) -> float | None:
+    """Share of the answer's sentences whose source line lies in the labelled span. A
+    sentence's line is found by its text among the indexed sentences of the chunk it
+    cites (a one-line command written into a lead-in line still starts with the line)."""
+    if not (case.answerable and case.span and response.found):
+        return None
+    citations = {c.id: c for c in response.citations}
+    segments = _SEGMENT.findall(response.answer)
+    if not segments:
+        return None
+    inside = 0
+    for text, cid in segments:
+        citation = citations.get(int(cid))
+        if citation is None or citation.source != case.source:
+            continue
+        lines = [
+            s.line
+            for s in engine.index.sentences
+            if text.startswith(s.text.rstrip("…"))
+            and engine.index.chunks[s.chunk].source == citation.source
+            and citation.lines[0] <= s.line <= citation.lines[1]
+        ] or [citation.lines[0]]
+        if case.span[0] <= lines[0] <= case.span[1]:
+            inside += 1
+    return inside / len(segments)
 
 
 def evaluate(engine: QAEngine, cases: Sequence[EvalCase], mode: Mode) -> EvalReport:
     results = [run_case(engine, case, mode) for case in cases]
     answerable = [r for r in results if r.case.answerable]
-    unanswerable = [r for r in results if not r.case.answerable]
-    abstained = [r for r in results if not r.found]
     yaml_rows = [r for r in answerable if r.case.yaml_kind]
     multi = [r for r in answerable if r.case.history]
+    command_rows = [r for r in answerable if r.case.command]
+    precisions = [r.precision for r in answerable if r.precision is not None]
     lengths = [len(r.answer) for r in results if r.found]
     failures = [
         {
@@ -183,10 +258,16 @@ def evaluate(engine: QAEngine, cases: Sequence[EvalCase], mode: Mode) -> EvalRep
                 for r in yaml_rows),
             len(yaml_rows),
         ) if yaml_rows else None,
-        abstention_precision=_ratio(sum(not r.case.answerable for r in abstained), len(abstained))
-        if abstained else 1.0,
-        abstention_recall=_ratio(sum(not r.found for r in unanswerable), len(unanswerable))
-        if unanswerable else 1.0,
+        command_hit_rate=_ratio(sum(r.command_hit for r in command_rows), len(command_rows))
+        if command_rows else None,
+        answer_precision=round(statistics.mean(precisions), 4) if precisions else None,
+        declined_rate=_ratio(sum(not r.found for r in answerable), len(answerable)),
+        abstention_precision=_abstention(results)[0],
+        abstention_recall=_abstention(results)[1],
+        abstention_by_language={
+            language: _abstention([r for r in results if r.case.english == (language == "en")])
+            for language in ("zh", "en")
+        },
         multi_turn_hit_rate=_ratio(sum(r.answer_hit for r in multi), len(multi))
         if multi else None,
         median_answer_chars=float(statistics.median(lengths)) if lengths else 0.0,

@@ -1,29 +1,31 @@
 """The question-answering pipeline shared by the API, the CLI and the Slack bot:
-rewrite follow-ups -> retrieve -> decide whether the notes answer -> compose -> attach YAML."""
+rewrite follow-ups -> read the question -> retrieve -> decide whether the notes answer ->
+compose -> attach YAML examples and commands."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import quote
 
-from indexer.bilingual import is_english
+from indexer.bilingual import EnglishToChinese
 from indexer.embedding import Embedder
 from indexer.settings import Settings
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
+from indexer.types import YamlExample
 from service.abstention import (
     AbstentionWeights,
     Confidence,
     absent_terms,
     assess,
-    synonyms,
     unknown_objects,
     unknown_terms,
 )
 from service.answer import (
     AnswerWeights,
-    asks_for_list,
+    Sentence,
     compose,
     idf_table,
     off_topic,
@@ -31,13 +33,16 @@ from service.answer import (
     score_sentences,
     sentences_of,
 )
+from service.commands import Introduced, introduced_blocks, match_commands
 from service.followup import Turn, rewrite
 from service.glossary import Glossary
+from service.query import QueryAnalysis, QueryAnalyzer
 from service.rerank import Reranker
 from service.retrieval import FusionConfig, Hit, Mode, Retrieval, Retriever
 from service.schemas import (
     AskResponse,
     Citation,
+    CommandExampleOut,
     Scores,
     Snippet,
     Suggestion,
@@ -46,6 +51,7 @@ from service.schemas import (
 from service.yaml_match import match_examples
 
 RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
+SPARE_HITS = 3  # retrieved beyond top_k, for questions whose best chunks hold no prose
 
 NOT_FOUND_ANSWER = (
     "笔记中没有找到能回答这个问题的内容。可以换个说法，或把相关笔记加入语料后重新索引。"
@@ -78,6 +84,14 @@ class QAEngine:
             glossary,
             FusionConfig.from_settings(settings),
         )
+        vocab = index.bm25.vocab_dict
+        self.analyzer = QueryAnalyzer(
+            tokenizer,
+            glossary,
+            vocab,
+            # Indexes built before the table was stored with them get it computed (~1 s).
+            index.english or EnglishToChinese.for_vocabulary(vocab),
+        )
         self._idf = idf_table(self.retriever.chunk_tokens)
         self._absent_terms = absent_terms(
             glossary,
@@ -96,30 +110,30 @@ class QAEngine:
             for i in chunk.yaml_ids:
                 self._example_chunk[i] = row
 
+    def analyze(self, question: str) -> QueryAnalysis:
+        return self.analyzer.analyze(question)
+
     def confidence(
-        self, query_tokens: Sequence[str], hits: Sequence[Hit], query: str = "",
-        own_dense: float | None = None,
+        self, query: QueryAnalysis, hits: Sequence[Hit], own_dense: float | None = None
     ) -> Confidence:
         """How sure we are that the notes answer (see `service.abstention`). `own_dense`,
-        when given, is the question's own best similarity (see `Retrieval.own_dense`)."""
-        english = self.retriever.english if is_english(query) else None
-        forms = synonyms(
-            query_tokens, self.glossary, self.tokenizer.tokenize, query,
-            translate=english.translate if english else lambda word: (),
-        )
-        unknown = unknown_terms(forms, self._vocabulary)
+        when given, is the question's own best similarity (see `Retrieval.own_dense`).
+        Only the user's own words count, not the glossary's expansion."""
+        unknown = unknown_terms(query.forms, self._vocabulary)
         dense_values = [h.dense for h in hits if h.dense is not None]
         if own_dense is None and dense_values:
             own_dense = max(dense_values)
+        english = self.analyzer.english if query.english else None
         return assess(
-            forms,
+            query.forms,
             own_dense,
-            [self.retriever.chunk_tokens[h.row] for h in hits[:3]],
+            self.retriever.tokens_of([h.row for h in hits[:3]]),
             unknown,
             self._idf,
             self.abstention,
-            unknown_objects(query, self.glossary, self._absent_terms),
+            unknown_objects(query, self._absent_terms),
             ordinary=[t for t in unknown if english and english.is_ordinary(t)],
+            english_question=query.english,
         )
 
     def threshold(self, mode: Mode) -> float:
@@ -129,14 +143,17 @@ class QAEngine:
             return self.settings.abstain_threshold_dense
         return self.settings.abstain_threshold
 
-    def retrieve(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
+    def retrieve(
+        self, query: str | QueryAnalysis, mode: Mode = "hybrid", limit: int = 10
+    ) -> Retrieval:
         """The ranked chunks for a standalone query: retrieval, then the reranker when one
         is configured. The evaluation judges this ranking, so a reranker shows in hit@k."""
+        analysis = self.analyze(query) if isinstance(query, str) else query
         pool = max(RERANK_POOL, limit) if self.reranker else limit
-        retrieval = self.retriever.search(query, mode=mode, limit=pool)
+        retrieval = self.retriever.search(analysis, mode=mode, limit=pool)
         if self.reranker is not None:
             t_rerank = time.perf_counter()
-            retrieval.hits = self.reranker.rerank(query, retrieval.hits)[:limit]
+            retrieval.hits = self.reranker.rerank(analysis.text, retrieval.hits)[:limit]
             retrieval.timings_ms["rerank"] = (time.perf_counter() - t_rerank) * 1000
         return retrieval
 
@@ -149,20 +166,32 @@ class QAEngine:
     ) -> AskResponse:
         started = time.perf_counter()
         top_k = top_k or self.settings.top_k
-        query = rewrite(question, history, self.glossary)
-        retrieval = self.retrieve(query, mode, limit=max(top_k, 3))
-        # Confidence uses only the user's own words, not the glossary's expansion.
-        conf = self.confidence(retrieval.own_tokens, retrieval.hits, query, retrieval.own_dense)
-        timings = dict(retrieval.timings_ms)
+        rewritten = rewrite(question, history, self.glossary)
+        t_analyze = time.perf_counter()
+        query = self.analyze(rewritten)
+        analyze_ms = (time.perf_counter() - t_analyze) * 1000
+        # A few more chunks than are cited: where the best ones hold no prose (only
+        # manifests), the answer's sentences come from the next.
+        retrieval = self.retrieve(query, mode, limit=max(top_k, 3) + SPARE_HITS)
+        conf = self.confidence(query, retrieval.hits, retrieval.own_dense)
+        timings = {"analyze": analyze_ms, **retrieval.timings_ms}
         timings["search"] = timings.get("bm25", 0.0) + timings.get("dense", 0.0) + timings.get(
             "fuse", 0.0
         )
         found = bool(retrieval.hits) and conf.value >= self.threshold(mode)
+        chosen: list[Sentence] = []
+        hits = retrieval.hits[:top_k]
+        if found:
+            t_answer = time.perf_counter()
+            chosen, introduced = self._compose(query, retrieval, hits, mode)
+            timings["answer"] = (time.perf_counter() - t_answer) * 1000
+            # `found: true` never comes with an empty answer.
+            found = bool(chosen)
         if not found:
             timings["total"] = (time.perf_counter() - started) * 1000
             return AskResponse(
                 question=question,
-                rewritten_query=query,
+                rewritten_query=rewritten,
                 found=False,
                 answer=NOT_FOUND_ANSWER,
                 confidence=conf.value,
@@ -173,91 +202,111 @@ class QAEngine:
                 timings_ms=_round(timings),
             )
 
-        t_answer = time.perf_counter()
-        hits = retrieval.hits[:top_k]
-        mentioned = [m.term.name for m in self.glossary.mentions(query) if m.strong]
-        candidates = []
-        for rank, hit in enumerate(hits):
-            sentence_rows = self.retriever.sentences_of_chunk[hit.row]
-            records = [self.index.sentences[i] for i in sentence_rows]
-            similarities = None
-            if retrieval.query_vector is not None and sentence_rows:
-                similarities = self.retriever.sentence_vectors[sentence_rows] @ (
-                    retrieval.query_vector[0]
-                )
-            candidates.extend(sentences_of(hit, rank, rank + 1, records, similarities))
-        # Off by keyword ranking alone: there the sections about neighbouring objects are
-        # too often the right ones (measured: bm25-mode answer hit rate falls 1-9 points).
-        off = (
-            off_topic(
-                self.glossary.subjects(query, hints=True),
-                [self._subjects_of(hit.chunk.heading) for hit in hits],
-            )
-            if mode != "bm25"
-            else set()
-        )
-        scored = score_sentences(
-            query, retrieval.query_tokens, candidates, self.tokenizer.tokenize, self._idf,
-            mentioned, self.weights, off,
-        )
-        chosen = compose(
-            scored, self.settings.max_answer_chars, self.weights,
-            list_section=_announced_list(query, hits),
-        )
-        citations = [self._citation(rank + 1, hit) for rank, hit in enumerate(hits)]
+        # Sentences from the spare chunks cite them too.
+        cited_rows = list(dict.fromkeys([h.row for h in hits] + [
+            retrieval.hits[s.hit_rank].row for s in chosen
+        ]))
+        by_row = {h.row: h for h in retrieval.hits}
+        citations = [self._citation(cid, by_row[row]) for cid, row in enumerate(cited_rows, 1)]
         snippets = [
-            Snippet(text=_snippet_text(hit), citation=rank + 1, score=round(hit.fused, 6))
-            for rank, hit in enumerate(hits)
+            Snippet(
+                text=_snippet_text(by_row[row]), citation=cid, score=round(by_row[row].fused, 6)
+            )
+            for cid, row in enumerate(cited_rows, 1)
         ]
-        timings["answer"] = (time.perf_counter() - t_answer) * 1000
+        row_to_citation = {row: cid for cid, row in enumerate(cited_rows, 1)}
+
+        def cite(row: int) -> int:
+            if row not in row_to_citation:
+                # Cited for its example only: it was not among the retrieved chunks.
+                row_to_citation[row] = len(citations) + 1
+                outside = Hit(row, self.index.chunks[row], 0.0, None, None, ())
+                citations.append(self._citation(len(citations) + 1, outside))
+            return row_to_citation[row]
 
         t_yaml = time.perf_counter()
-        # The corrected words too: "servcie" names Service.
-        kinds = self.glossary.kinds(query + " " + " ".join(retrieval.own_tokens))
         matched = match_examples(
             query,
-            kinds,
-            [h.row for h in hits],
+            cited_rows,
             self.index.yaml,
             self._example_chunk,
             self._chunk_examples,
         )
-        row_to_citation = {hit.row: rank + 1 for rank, hit in enumerate(hits)}
-        examples = []
-        for m in matched:
-            if m.chunk_row not in row_to_citation:
-                # An example from outside the top chunks still cites where it lives.
-                row_to_citation[m.chunk_row] = len(citations) + 1
-                # Cited for its example only: it was not among the retrieved chunks.
-                outside = Hit(m.chunk_row, self.index.chunks[m.chunk_row], 0.0, None, None, ())
-                citations.append(self._citation(len(citations) + 1, outside))
-            cid = row_to_citation[m.chunk_row]
-            ex = m.example
-            examples.append(
-                YamlExampleOut(
-                    kind=ex.kind,
-                    api_version=ex.api_version,
-                    name=ex.name,
-                    yaml=ex.yaml,
-                    valid=ex.valid,
-                    citation=cid,
-                    k8s_valid=ex.k8s_valid,
-                    problems=list(ex.problems),
-                )
-            )
+        yaml_ids = [m.example_id for m in matched]
+        # The manifest a chosen lead-in introduces ("示例如下：") goes with the answer.
+        for block in introduced:
+            if block.kind == "yaml" and block.id not in yaml_ids:
+                yaml_ids.insert(0, block.id)
+        examples = [
+            _yaml_out(self.index.yaml[i], cite(self._example_chunk[i])) for i in yaml_ids[:3]
+        ]
         timings["yaml"] = (time.perf_counter() - t_yaml) * 1000
+        commands = [
+            CommandExampleOut(
+                language=self.index.commands[c.id].language,
+                text=self.index.commands[c.id].text,
+                citation=cite(c.chunk_row),
+            )
+            for c in match_commands(
+                query, cited_rows, [retrieval.hits[s.hit_rank].row for s in chosen],
+                introduced, self.index.chunks, self.index.commands,
+            )
+        ]
         timings["total"] = (time.perf_counter() - started) * 1000
         return AskResponse(
             question=question,
-            rewritten_query=query,
+            rewritten_query=rewritten,
             found=True,
-            answer=render(chosen),
+            answer=render(_cited(chosen, retrieval.hits, row_to_citation)),
             confidence=conf.value,
             snippets=snippets,
             citations=citations,
             yaml_examples=examples,
+            command_examples=commands,
             timings_ms=_round(timings),
         )
+
+    def _compose(
+        self, query: QueryAnalysis, retrieval: Retrieval, hits: Sequence[Hit], mode: Mode
+    ) -> tuple[list[Sentence], list[Introduced]]:
+        """The answer's sentences (`hit_rank` indexes `retrieval.hits`) and the code blocks
+        its lead-in lines introduce."""
+        chosen: list[Sentence] = []
+        introduced: list[Introduced] = []
+        # Off by keyword ranking alone: there the sections about neighbouring objects are
+        # too often the right ones (measured: bm25-mode answer hit rate falls 1-9 points).
+        off = (
+            off_topic(
+                query.hinted_subjects,
+                [self._subjects_of(hit.chunk.heading) for hit in retrieval.hits],
+            )
+            if mode != "bm25"
+            else set()
+        )
+        for pool in (hits, retrieval.hits[len(hits):]):
+            if not pool:
+                continue
+            first = retrieval.hits.index(pool[0])
+            candidates: list[Sentence] = []
+            for offset, hit in enumerate(pool):
+                rank = first + offset
+                for record, similarity in self.retriever.sentences(hit.row, retrieval.query_vector):
+                    candidates.extend(sentences_of(hit, rank, rank + 1, [record],
+                                                   None if similarity is None else [similarity]))
+            scored = score_sentences(
+                query, candidates, self.tokenizer.tokenize, self._idf, self.weights, off,
+            )
+            chosen = compose(
+                scored, self.settings.max_answer_chars, self.weights,
+                list_section=_announced_list(query, retrieval.hits) if pool is hits else [],
+            )
+            chosen, introduced = introduced_blocks(
+                chosen, [h.row for h in retrieval.hits], self.index.chunks,
+                self.index.yaml, self.index.commands,
+            )
+            if chosen:
+                break
+        return chosen, introduced
 
     def _subjects_of(self, heading: Sequence[str]) -> frozenset[str]:
         if not heading:
@@ -287,10 +336,10 @@ class QAEngine:
         self.ask("预热：Kubernetes 是什么？")
 
 
-def _announced_list(query: str, hits: Sequence[Hit]) -> list[int]:
+def _announced_list(query: QueryAnalysis, hits: Sequence[Hit]) -> list[int]:
     """Citation ids of the top section's chunks when the section is a list its heading
     announces ("Kubernetes的主要作用包括：") and the question asks for that list."""
-    if not hits or not asks_for_list(query):
+    if not hits or not query.asks_list:
         return []
     top = hits[0].chunk
     if not top.heading or not top.heading[-1].rstrip().endswith(("：", ":")):
@@ -300,6 +349,27 @@ def _announced_list(query: str, hits: Sequence[Hit]) -> list[int]:
         for rank, hit in enumerate(hits)
         if hit.chunk.source == top.source and hit.chunk.heading == top.heading
     ]
+
+
+def _cited(
+    chosen: Sequence[Sentence], hits: Sequence[Hit], citation_of: dict[int, int]
+) -> list[Sentence]:
+    """The sentences with the citation ids of the response (spare chunks are cited after
+    the top ones)."""
+    return [replace(s, citation=citation_of[hits[s.hit_rank].row]) for s in chosen]
+
+
+def _yaml_out(ex: YamlExample, citation: int) -> YamlExampleOut:
+    return YamlExampleOut(
+        kind=ex.kind,
+        api_version=ex.api_version,
+        name=ex.name,
+        yaml=ex.yaml,
+        valid=ex.valid,
+        citation=citation,
+        k8s_valid=ex.k8s_valid,
+        problems=list(ex.problems),
+    )
 
 
 def _suggestions(hits: Sequence[Hit], limit: int = 3) -> list[Suggestion]:

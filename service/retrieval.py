@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from indexer.bilingual import EnglishToChinese, is_english
 from indexer.embedding import Embedder
+from indexer.sentences import SentenceRecord
 from indexer.settings import Settings
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
 from service.glossary import Glossary
-from service.spelling import SpellingCorrector
-from service.yaml_match import wants_example
+from service.query import QueryAnalysis
 
 Mode = Literal["hybrid", "bm25", "dense"]
-
-_ASKS_DIFFERENCE = re.compile(r"(区别|不同|差异|对比|vs\.?|versus|difference|compare)", re.I)
-
-
-def asks_difference(question: str) -> bool:
-    return bool(_ASKS_DIFFERENCE.search(question))
 
 
 @dataclass(frozen=True)
@@ -41,8 +34,7 @@ class Hit:
 @dataclass
 class Retrieval:
     hits: list[Hit]
-    query_tokens: list[str]  # the user's words (spelling corrected) plus glossary expansion
-    own_tokens: list[str]  # the user's words only, spelling corrected
+    query: QueryAnalysis
     query_vector: np.ndarray | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     # The question's own best similarity to any chunk or sentence when the dense leg
@@ -92,15 +84,6 @@ class Retriever:
             frozenset(tokenizer.tokenize(" ".join(c.heading) + "\n" + c.text))
             for c in index.chunks
         ]
-        glossary_words = tokenizer.tokenize(
-            " ".join(w for t in glossary.terms for w in (t.name, *t.aliases) if w.isascii())
-        )
-        self.speller = SpellingCorrector(
-            [*index.bm25.vocab_dict, *glossary_words]
-        )
-        # English words the notes never use are searched by their Chinese translations.
-        # Indexes built before the table was stored with them get it computed here (~1 s).
-        self.english = index.english or EnglishToChinese.for_vocabulary(index.bm25.vocab_dict)
         self.code_only = [
             not any(line.strip() for line, _ in c.prose_lines()) for c in index.chunks
         ]
@@ -109,27 +92,13 @@ class Retriever:
         for i, sentence in enumerate(index.sentences):
             self.sentences_of_chunk[sentence.chunk].append(i)
 
-    def query_tokens(self, query: str) -> tuple[list[str], list[str]]:
-        """(own, expanded): the query's tokens with typos fixed, and those plus the
-        glossary's synonyms for the terms it names and the Chinese translations of
-        English words the corpus does not use."""
-        own = self.speller.correct(self.tokenizer.tokenize(query))
-        named = self.glossary.expansion(query + " " + " ".join(own))
-        expansion = self.tokenizer.tokenize(" ".join(named))
-        translated: list[str] = []
-        if is_english(query):
-            # In a Chinese question the English words are names, not everyday words.
-            vocab = self.index.bm25.vocab_dict
-            translated = [zh for t in own if t not in vocab for zh in self.english.translate(t)]
-        return own, own + [t for t in dict.fromkeys(expansion + translated) if t not in own]
-
-    def search(self, query: str, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
+    def search(self, query: QueryAnalysis, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
         timings: dict[str, float] = {}
         n = len(self.index.chunks)
         candidates = min(self.fusion.candidates, n)
 
         t0 = time.perf_counter()
-        own_tokens, tokens = self.query_tokens(query)
+        tokens = list(query.tokens)
         bm25_scores: dict[int, float] = {}
         if mode in ("hybrid", "bm25") and tokens:
             known = [t for t in tokens if t in self.index.bm25.vocab_dict]
@@ -144,12 +113,12 @@ class Retriever:
         own_dense = None
         if mode in ("hybrid", "dense") and n:
             t1 = time.perf_counter()
-            texts = [query]
-            expansion = tokens[len(own_tokens):] if is_english(query) else []
+            texts = [query.text]
+            expansion = query.expansion if query.english else ()
             if expansion:
                 # English words sit far from Chinese notes in the model's space; their
                 # Chinese names and translations, added to the text, bring it closer.
-                texts.append(query + " " + " ".join(expansion))
+                texts.append(query.text + " " + " ".join(expansion))
             vectors = self.embedder.encode_queries(texts)
             vector = vectors[-1:]
             if expansion:
@@ -181,8 +150,8 @@ class Retriever:
         t3 = time.perf_counter()
         fused = self._fuse(bm25_scores, dense_scores)
         if mode == "hybrid":
-            self._favour_comparisons(query, own_tokens, fused)
-        if not wants_example(query):
+            self._favour_comparisons(query, fused)
+        if not (query.wants_example or query.wants_command):
             for row in fused:
                 if self.code_only[row]:
                     fused[row] *= self.fusion.code_only_factor
@@ -201,7 +170,20 @@ class Retriever:
             for row, score in ranked
         ]
         timings["fuse"] = (time.perf_counter() - t3) * 1000
-        return Retrieval(hits, tokens, own_tokens, vector, timings, own_dense)
+        return Retrieval(hits, query, vector, timings, own_dense)
+
+    def sentences(
+        self, row: int, query_vector: np.ndarray | None
+    ) -> list[tuple[SentenceRecord, float | None]]:
+        """The indexed sentences of chunk `row`, each with its similarity to the query."""
+        rows = self.sentences_of_chunk[row]
+        if query_vector is None or not rows:
+            return [(self.index.sentences[i], None) for i in rows]
+        sims = self.sentence_vectors[rows] @ query_vector[0]
+        return [(self.index.sentences[i], float(sim)) for i, sim in zip(rows, sims, strict=True)]
+
+    def tokens_of(self, rows: Sequence[int]) -> list[frozenset[str]]:
+        return [self.chunk_tokens[row] for row in rows]
 
     def _best_similarity(self, vector: np.ndarray) -> float:
         """Similarity of the nearest chunk or sentence."""
@@ -211,13 +193,13 @@ class Retriever:
             best = max(best, float(self.index.sentence_dense.search(vector, 1)[0][0][0]))
         return best
 
-    def _favour_comparisons(self, query: str, own: list[str], fused: dict[int, float]) -> None:
+    def _favour_comparisons(self, query: QueryAnalysis, fused: dict[int, float]) -> None:
         """A comparison ("ingres 和 servcie 有啥区别") is best answered by a section that
         names every object compared, such as a summary setting them side by side; the
         sections about each object alone otherwise fill the top ranks."""
-        if not asks_difference(query):
+        if not query.asks_difference:
             return
-        names = self.glossary.subjects(query + " " + " ".join(own))
+        names = query.subjects
         if len(names) < 2:
             return
         for row in fused:

@@ -6,6 +6,15 @@ import pytest
 
 from service.answer import AnswerWeights, Sentence, off_topic, score_sentences
 from service.glossary import Glossary
+from service.query import QueryAnalysis, read_asks
+
+
+def analysis(text: str, tokens: list[str]) -> QueryAnalysis:
+    glossary = Glossary.load()
+    return QueryAnalysis(
+        text=text, language="zh", own_tokens=tuple(tokens), tokens=tuple(tokens),
+        mentions=tuple(glossary.mentions(text)), asks=read_asks(text), forms={},
+    )
 
 
 def test_a_heading_names_what_its_section_is_about() -> None:
@@ -40,8 +49,8 @@ def test_off_topic_sentences_score_lower_by_the_penalty() -> None:
         for rank in (1, 2)
     ]
     scored = score_sentences(
-        "用什么对象？", ["对象"], same_text, lambda text: list(text), lambda token: 1.0,
-        weights_=weights, off_topic={1},
+        analysis("用什么对象？", ["对象"]), same_text, lambda text: list(text),
+        lambda token: 1.0, weights_=weights, off_topic={1},
     )
     # Rank 1 is off topic; rank 2 is not. Without the penalty rank 1 would win on rank prior.
     prior_gap = weights.rank_prior / 2 - weights.rank_prior / 3
@@ -56,7 +65,7 @@ def test_only_the_asked_objects_definition_gets_the_definition_bonus() -> None:
         for rank in (1, 2)
     ]
     scored = score_sentences(
-        "DaemonSet 是什么？", ["daemonset"], definitions, lambda text: list(text),
+        analysis("DaemonSet 是什么？", ["daemonset"]), definitions, lambda text: list(text),
         lambda token: 1.0, weights_=weights, off_topic={1},
     )
     prior_gap = weights.rank_prior / 2 - weights.rank_prior / 3

@@ -81,15 +81,15 @@ def test_english_questions_search_the_notes_by_translation(hashing_settings: Set
     build_index(hashing_settings, HashingEmbedder(), Tokenizer())
     engine = load_engine(hashing_settings)
 
-    own, expanded = engine.retriever.query_tokens("Which component validates objects?")
-    assert "验证" in expanded and "验证" not in own
-    hits = engine.retriever.search("Which component validates objects?", mode="bm25").hits
+    query = engine.analyze("Which component validates objects?")
+    assert "验证" in query.tokens and "验证" not in query.own_tokens
+    hits = engine.retrieve(query, mode="bm25").hits
     assert "验证" in hits[0].matched_terms
     assert "kube-apiserver" in hits[0].chunk.text
 
     # In a Chinese question the English words are names, never translated.
-    _, expanded = engine.retriever.query_tokens("Pod 的 CPU request 和 limit 怎么设？")
-    assert "请求" not in expanded  # what "request" would translate to in English
+    chinese = engine.analyze("Pod 的 CPU request 和 limit 怎么设？")
+    assert "请求" not in chinese.tokens  # what "request" would translate to in English
 
 
 def test_the_index_carries_its_translation_table(hashing_settings: Settings) -> None:
@@ -104,7 +104,7 @@ def test_the_index_carries_its_translation_table(hashing_settings: Settings) -> 
     older = load_index(hashing_settings.index_dir)
     assert older.english is None
     engine = QAEngine(older, HashingEmbedder(), Tokenizer(), Glossary.load(), hashing_settings)
-    assert "验证" in engine.retriever.english.translate("validates")
+    assert "验证" in engine.analyzer.english.translate("validates")
 
 
 class RecordingEmbedder(HashingEmbedder):
@@ -125,7 +125,7 @@ def test_english_questions_are_embedded_with_their_chinese_words(
     embedder = RecordingEmbedder()
     engine = QAEngine(index, embedder, Tokenizer(), Glossary.load(), hashing_settings)
 
-    english = engine.retriever.search("Which component validates objects?", "hybrid")
+    english = engine.retrieve("Which component validates objects?", "hybrid")
     # One batch: the question as asked, then with the translations the keyword leg uses.
     asked, expanded = embedder.queries[-1]
     assert asked == "Which component validates objects?"
@@ -137,6 +137,6 @@ def test_english_questions_are_embedded_with_their_chinese_words(
     s_sims, _ = index.sentence_dense.search(own, 1)
     assert english.own_dense == pytest.approx(max(sims[0][0], s_sims[0][0]))
 
-    chinese = engine.retriever.search("Secret 是什么？", "hybrid")
+    chinese = engine.retrieve("Secret 是什么？", "hybrid")
     assert embedder.queries[-1] == ["Secret 是什么？"]
     assert chinese.own_dense is None

@@ -63,7 +63,7 @@ def test_cross_encoder_reranker_runs_on_a_local_model(
     build_index(hashing_settings, HashingEmbedder(), Tokenizer())
     index = load_index(hashing_settings.index_dir)
     engine = QAEngine(index, HashingEmbedder(), Tokenizer(), Glossary.load(), hashing_settings)
-    hits = engine.retriever.search("Secret 是什么？", limit=5).hits
+    hits = engine.retriever.search(engine.analyze("Secret 是什么？"), limit=5).hits
     reranked = CrossEncoderReranker(str(default_model_dir)).rerank("Secret 是什么？", hits)
     assert sorted(h.row for h in reranked) == sorted(h.row for h in hits)
     scores = [h.fused for h in reranked]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from indexer.types import YamlExample
+from service.glossary import Glossary
+from service.query import QueryAnalysis, read_asks
 from service.yaml_match import match_examples
 
 
@@ -19,7 +21,12 @@ CHUNK_EXAMPLES = {2: [0], 5: [1], 7: [2]}
 
 
 def kinds(question: str, named: list[str], hit_rows: list[int]) -> list[str | None]:
-    matched = match_examples(question, named, hit_rows, EXAMPLES, EXAMPLE_CHUNK, CHUNK_EXAMPLES)
+    query = QueryAnalysis(
+        text=question, language="zh", own_tokens=(), tokens=(),
+        mentions=tuple(Glossary.load().mentions(question)), asks=read_asks(question), forms={},
+    )
+    assert list(query.kinds) == named
+    matched = match_examples(query, hit_rows, EXAMPLES, EXAMPLE_CHUNK, CHUNK_EXAMPLES)
     return [m.example.kind for m in matched]
 
 
@@ -43,3 +50,15 @@ def test_no_examples_of_other_kinds_than_the_one_named() -> None:
 
 def test_nothing_unless_a_kind_is_named_or_an_example_asked_for() -> None:
     assert kinds("集群是怎么调度的？", [], [2, 5]) == []
+
+
+def test_a_request_naming_no_kind_takes_the_kind_its_words_hint_at() -> None:
+    # "定时" hints at CronJob, which has no example here: the retrieved chunks' examples
+    # stand in. A declaration file ("声明文件") is a manifest.
+    assert kinds("要定时跑一个任务，给个清单", [], [7, 2]) == ["Deployment", "Service"]
+    assert kinds("来一份声明文件", [], [5]) == ["Ingress"]
+
+
+def test_a_question_about_yaml_is_not_a_request_for_an_example() -> None:
+    assert kinds("我提交的 YAML 是哪个组件校验的？", [], [7, 2]) == []
+    assert kinds("还有那个的 YAML 吗？", [], [7]) == ["Deployment"]
