@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from service.schemas import AskResponse, Citation, Scores, Suggestion, YamlExampleOut
+import html
+
+from service.schemas import (
+    AskResponse,
+    Citation,
+    CommandExampleOut,
+    Scores,
+    Suggestion,
+    YamlExampleOut,
+)
 from service.slack.blocks import (
     MAX_BLOCKS,
     MAX_SECTION_CHARS,
+    code_pieces,
+    escape,
     render,
     with_tally,
     yaml_pieces,
@@ -36,8 +47,22 @@ def example(yaml: str, **changes: object) -> YamlExampleOut:
     return YamlExampleOut.model_validate(fields)
 
 
+def command(text: str, **changes: object) -> CommandExampleOut:
+    fields: dict[str, object] = {"language": "bash", "text": text, "citation": 1, **changes}
+    return CommandExampleOut.model_validate(fields)
+
+
 def text_of(blocks: list[dict]) -> str:  # type: ignore[type-arg]
     return "\n".join(block_texts(blocks))
+
+
+def sections(blocks: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    return [b["text"]["text"] for b in blocks if b["type"] == "section"]
+
+
+def within_limits(blocks: list[dict]) -> None:  # type: ignore[type-arg]
+    assert len(blocks) <= MAX_BLOCKS
+    assert all(len(t) <= MAX_SECTION_CHARS for t in sections(blocks))
 
 
 def test_markers_link_to_the_cited_lines_and_note_text_is_escaped() -> None:
@@ -80,6 +105,87 @@ def test_a_manifest_that_fails_the_schema_check_says_why() -> None:
                   k8s_valid=False, problems=["extensions/v1beta1 在 1.22 中已移除"])
     text = text_of(render(response(yaml_examples=[bad]), base_url=None).blocks)
     assert "⚠️ extensions/v1beta1 在 1.22 中已移除" in text
+
+
+def test_a_command_comes_after_the_answer_as_an_escaped_code_block_with_its_marker() -> None:
+    risky = "kubectl get pods -o name > <pods>.txt && echo <!channel>"
+    message = render(
+        response(command_examples=[command("kubectl delete rs my-rs"), command(risky)],
+                 yaml_examples=[example("apiVersion: v1\nkind: ConfigMap\n")]),
+        base_url="https://h.example",
+    )
+    texts = sections(message.blocks)
+    marker = "<https://h.example/notes/k8s-notes.md#L180-L181|[1]>"
+    header = texts.index(f"*命令* · bash  {marker}")
+    assert texts[header + 1] == "```\nkubectl delete rs my-rs\n```"
+    # &, < and > are escaped even in a code block: no mention, no link, shown as typed.
+    escaped = (
+        "```\nkubectl get pods -o name &gt; &lt;pods&gt;.txt &amp;&amp; echo &lt;!channel&gt;\n```"
+    )
+    assert escaped in texts and "<!channel>" not in text_of(message.blocks)
+    # After the answer and its citations, below a divider, before the YAML example.
+    types = [b["type"] for b in message.blocks]
+    assert types[:3] == ["section", "context", "divider"]
+    assert texts[1].startswith("*命令*")
+    assert texts.index(f"*YAML 示例* · ConfigMap `big`  {marker}") > texts.index(escaped)
+    assert types[-1] == "actions"
+
+
+def test_a_command_without_a_public_url_cites_plain_text_and_keeps_its_lines() -> None:
+    script = "kubectl drain node-1 \\\n  --ignore-daemonsets\nkubectl uncordon node-1\n"
+    blocks = render(response(command_examples=[command(script, language="console")]),
+                    base_url=None).blocks
+    texts = sections(blocks)
+    assert "*命令* · console  [1]" in texts
+    assert "```\nkubectl drain node-1 \\\n  --ignore-daemonsets\nkubectl uncordon node-1\n```" \
+        in texts
+    assert "<http" not in text_of(blocks)
+
+
+def test_fences_in_a_command_cannot_close_its_code_block() -> None:
+    texts = sections(render(response(command_examples=[command("echo ```; ls")]),
+                            base_url=None).blocks)
+    assert "```\necho ˋˋˋ; ls\n```" in texts
+
+
+def test_a_long_command_is_cut_within_slacks_limits_and_linked() -> None:
+    script = "\n".join(f"kubectl label pod web-{i} tier=frontend && echo <{i}>" for i in range(400))
+    message = render(response(command_examples=[command(script)] * 3),
+                     base_url="https://h.example")
+    within_limits(message.blocks)
+    text = text_of(message.blocks)
+    assert text.count("命令较长，只显示了前 1 段。") == 3
+    assert "<https://h.example/notes/k8s-notes.md#L180-L181|在笔记中查看完整命令>" in text
+    shown = [t for t in sections(message.blocks) if t.startswith("```")]
+    assert len(shown) == 3
+    # Cut between lines: the piece is the command's first lines, unescaped.
+    assert script.startswith(html.unescape(shown[0].removeprefix("```\n").removesuffix("\n```")))
+    assert message.blocks[-1]["type"] == "actions"
+
+
+def test_a_line_longer_than_a_section_is_split_but_never_inside_an_escape() -> None:
+    line = "printf " + "a&b<c>" * 1200  # one 7,207-character line, longer once escaped
+    pieces = code_pieces(line)
+    assert len(pieces) > 2
+    assert all(len(p) <= MAX_SECTION_CHARS for p in pieces)
+    bodies = [p.removeprefix("```\n").removesuffix("\n```") for p in pieces]
+    assert all(escape(html.unescape(body)) == body for body in bodies)  # every escape whole
+    assert html.unescape("".join(bodies)) == line
+
+
+def test_commands_and_manifests_together_stay_within_the_block_limit() -> None:
+    long_yaml = "\n".join(f"  key{i}: " + "y" * 90 for i in range(600))
+    long_command = "\n".join(f"kubectl get pod p{i} " + "-o wide " * 10 for i in range(200))
+    message = render(
+        response(command_examples=[command(long_command)] * 3,
+                 yaml_examples=[example(long_yaml)] * 12),
+        base_url="https://h.example",
+    )
+    within_limits(message.blocks)
+    texts = sections(message.blocks)
+    assert sum(t.startswith("*命令*") for t in texts) == 3  # commands first, all three
+    assert any(t.startswith("*YAML 示例*") for t in texts)
+    assert message.blocks[-1]["type"] == "actions"
 
 
 def test_not_found_says_so_and_offers_the_closest_sections() -> None:

@@ -398,6 +398,125 @@ def test_no_vote_buttons_when_nothing_is_kept(page: Page) -> None:
     expect(page.locator(".vote")).to_have_count(0)
 
 
+# A section whose lead-in line introduces a shell block: "how do I …, which command?" gets the
+# command under the answer.
+COMMAND_NOTE = """# ReplicaSet 运维
+
+## 删除 ReplicaSet
+删除 ReplicaSet 及其 Pod 的命令如下：
+
+```bash
+kubectl delete rs my-rs
+```
+"""
+COMMAND_QUESTION = "怎么删除 ReplicaSet？用什么命令？"
+
+
+@pytest.fixture(scope="module")
+def command_server(
+    tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path
+) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("web-commands")
+    corpus = work / "corpus"
+    corpus.mkdir()
+    (corpus / "replicaset.md").write_text(COMMAND_NOTE, "utf-8")
+    with notesqa_server(work, corpus=corpus) as base:
+        yield base
+
+
+@pytest.fixture
+def command_page(browser: Browser, command_server: str) -> Iterator[Page]:
+    context = browser.new_context(
+        base_url=command_server, viewport={"width": 1280, "height": 900}, locale="zh-CN"
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def test_a_command_is_shown_under_the_answer_with_its_citation(
+    command_page: Page, command_server: str
+) -> None:
+    # The API first: the question gets the section's command, citing the section.
+    api = httpx.post(f"{command_server}/ask", json={"question": COMMAND_QUESTION}, timeout=60)
+    assert api.status_code == 200
+    examples = api.json()["command_examples"]
+    assert [(ex["language"], ex["text"]) for ex in examples] == [
+        ("bash", "kubectl delete rs my-rs")
+    ], api.json()
+
+    page = command_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto("/")
+    body = ask(page, COMMAND_QUESTION)
+
+    answer = page.locator(".answer[data-state=found]")
+    command = body["command_examples"][0]
+    citation = next(c for c in body["citations"] if c["id"] == command["citation"])
+    assert citation["source"] == "replicaset.md"
+    box = answer.locator(".command-examples")
+    expect(box.locator("h3")).to_have_text("命令")
+    card = box.locator(".command-card")
+    expect(card).to_have_count(1)
+    expect(card.locator(".command-lang")).to_have_text("bash")
+    expect(card.locator("pre")).to_have_text("kubectl delete rs my-rs")
+    source = card.locator("a.command-source")
+    expect(source).to_have_text(f"出处 [{command['citation']}]")
+    expect(source).to_have_attribute("href", citation["url"])
+    start, end = citation["lines"]
+    lines = COMMAND_NOTE.split("\n")[start - 1 : end]
+    assert "kubectl delete rs my-rs" in lines  # the cited lines hold the command
+    # Below the answer and its citations, above any YAML example.
+    assert answer.evaluate(
+        """a => { const kids = [...a.children].map(e => e.className);
+                 return kids.indexOf('command-examples') > kids.indexOf('citations'); }"""
+    )
+
+    card.get_by_role("button", name="复制命令：kubectl delete rs my-rs").click()
+    expect(card.locator("button.copy")).to_have_text("已复制 ✓")
+    assert page.evaluate("navigator.clipboard.readText()") == "kubectl delete rs my-rs"
+    shot(page, "command-example")
+
+    # The citation opens the note at the command's lines.
+    with page.context.expect_page() as opened:
+        source.click()
+    note = opened.value
+    note.wait_for_load_state()
+    cited = note.locator(".markdown .cited", has_text="kubectl delete rs my-rs")
+    expect(cited.first).to_be_visible()
+
+
+def test_a_command_is_shown_as_text(command_page: Page) -> None:
+    # A command is a note's text: markup in it stays text, even in several lines.
+    hostile = 'kubectl get pods <img src=x onerror="window.__pwned=1">\necho "<b>done</b>" && ls'
+
+    def with_hostile_command(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["command_examples"] = [
+            {"language": "<i>sh</i>", "text": hostile, "citation": 1},
+            {"language": "bash", "text": "kubectl get rs", "citation": 99},  # cites nothing
+        ]
+        route.fulfill(response=response, body=json.dumps(body))
+
+    page = command_page
+    page.route("**/ask", with_hostile_command)
+    page.goto("/")
+    ask(page, COMMAND_QUESTION)
+
+    cards = page.locator(".command-card")
+    expect(cards).to_have_count(2)
+    expect(cards.first.locator("pre")).to_have_text(hostile)
+    expect(cards.first.locator(".command-lang")).to_have_text("<i>sh</i>")
+    expect(cards.last.locator("a.command-source")).to_have_count(0)
+    assert page.locator("#turns img, #turns b, #turns i").count() == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+
+
 @pytest.fixture(scope="module")
 def keyed_server(
     tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path

@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from service.schemas import AskResponse, Citation, Suggestion, YamlExampleOut
+from service.schemas import (
+    AskResponse,
+    Citation,
+    CommandExampleOut,
+    Suggestion,
+    YamlExampleOut,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
@@ -22,6 +28,8 @@ MAX_BUTTON_VALUE = 2000
 # Pieces of one long manifest: beyond this the example is cut and linked instead, so a
 # single huge manifest cannot bury the answer.
 MAX_PIECES_PER_EXAMPLE = 4
+# Commands are short; a long shell block is cut sooner, before the YAML examples.
+MAX_PIECES_PER_COMMAND = 2
 _FENCE = "```"
 
 VOTE_UP = "notesqa_vote_up"
@@ -98,18 +106,32 @@ def _suggestion_line(suggestion: Suggestion, base: str | None) -> str:
     return "• " + _link(_absolute(base, suggestion.url), label)
 
 
-def yaml_pieces(yaml: str, budget: int = MAX_SECTION_CHARS) -> list[str]:
-    """`yaml` as code blocks of at most `budget` characters each, split between lines (a
-    line longer than a whole block is split inside, which only absurd manifests have)."""
+def _marker(citation_id: int, citation: Citation | None, base: str | None) -> str:
+    """`[n]`, linked to the cited lines like the answer's markers when there is a URL."""
+    url = _absolute(base, citation.url) if citation else None
+    return f"<{url}|[{citation_id}]>" if url else f"[{citation_id}]"
+
+
+def code_pieces(code: str, budget: int = MAX_SECTION_CHARS) -> list[str]:
+    """`code` as mrkdwn code blocks of at most `budget` characters each, split between lines
+    (a line longer than a whole block is split inside, never inside an escape). The text is
+    escaped: Slack reads &, < and > as markup even inside a code block ("<!channel>" in a
+    note must not notify anyone), and shows the escapes as the characters."""
     room = budget - 2 * len(_FENCE) - 2  # the fences and their newlines
     pieces: list[str] = []
     current: list[str] = []
     size = 0
     lines: list[str] = []
-    for line in yaml.rstrip("\n").split("\n"):
+    for raw in code.rstrip("\n").split("\n"):
+        # Slack would read ``` inside a piece as the end of the block.
+        line = escape(raw.replace(_FENCE, "ˋˋˋ"))
         while len(line) > room:
-            lines.append(line[:room])
-            line = line[room:]
+            cut = room
+            amp = line.rfind("&", max(0, cut - 4), cut)  # "&amp;" is the longest escape
+            if amp >= 0 and line.find(";", amp) >= cut:
+                cut = amp
+            lines.append(line[:cut])
+            line = line[cut:]
         lines.append(line)
     for line in lines:
         if current and size + len(line) + 1 > room:
@@ -119,8 +141,39 @@ def yaml_pieces(yaml: str, budget: int = MAX_SECTION_CHARS) -> list[str]:
         size += len(line) + 1
     if current:
         pieces.append("\n".join(current))
-    # Slack would read ``` inside a piece as the end of the block.
-    return [f"{_FENCE}\n{p.replace(_FENCE, 'ˋˋˋ')}\n{_FENCE}" for p in pieces]
+    return [f"{_FENCE}\n{p}\n{_FENCE}" for p in pieces]
+
+
+yaml_pieces = code_pieces  # the name the YAML examples first had
+
+
+def _code_blocks(
+    header: list[Block],
+    code: str,
+    citation: Citation | None,
+    base: str | None,
+    room: int,
+    max_pieces: int,
+    what: str,
+) -> list[Block]:
+    """`header` and `code` in pieces, within `room` blocks; beyond `max_pieces` pieces (or
+    the room) the code is cut and the full `what` (示例, 命令) linked. Nothing when not even
+    the header and one piece fit."""
+    full_url = _absolute(base, citation.url) if citation else None
+    pieces = code_pieces(code)
+    fits = max(0, room - len(header))
+    cut = len(pieces) > min(fits, max_pieces)
+    if cut:
+        fits = max(0, min(fits, max_pieces) - 1)  # keep one block for the link
+    if fits == 0:
+        return []
+    blocks = header + [_section(p) for p in pieces[:fits]]
+    if cut:
+        where = _link(full_url, f"在笔记中查看完整{what}") if full_url else (
+            f"完整{what}见引用的笔记"
+        )
+        blocks.append(_context([f"{what}较长，只显示了前 {fits} 段。{where}"]))
+    return blocks if len(blocks) <= room else []
 
 
 def _example_blocks(
@@ -130,21 +183,23 @@ def _example_blocks(
     title = f"*YAML 示例* · {escape(example.kind or 'YAML')}"
     if example.name:
         title += f" `{escape(example.name)}`"
-    full_url = _absolute(base, citation.url) if citation else None
-    title += f"  [{example.citation}]"
+    title += f"  {_marker(example.citation, citation, base)}"
     header = [_section(title)]
     if example.k8s_valid is False and example.problems:
         header.append(_context(["⚠️ " + escape("；".join(example.problems))]))
-    pieces = yaml_pieces(example.yaml)
-    fits = max(0, room - len(header))
-    cut = len(pieces) > min(fits, MAX_PIECES_PER_EXAMPLE)
-    if cut:
-        fits = max(0, min(fits, MAX_PIECES_PER_EXAMPLE) - 1)  # keep one block for the link
-    blocks = header + [_section(p) for p in pieces[:fits]]
-    if cut:
-        where = _link(full_url, "在笔记中查看完整示例") if full_url else "完整示例见引用的笔记"
-        blocks.append(_context([f"示例较长，只显示了前 {fits} 段。{where}"]))
-    return blocks if len(blocks) <= room else []
+    return _code_blocks(
+        header, example.yaml, citation, base, room, MAX_PIECES_PER_EXAMPLE, "示例"
+    )
+
+
+def _command_blocks(
+    command: CommandExampleOut, citation: Citation | None, base: str | None, room: int
+) -> list[Block]:
+    """"命令 · bash [n]" and the command in pieces, within `room` blocks."""
+    title = f"*命令* · {escape(command.language)}  {_marker(command.citation, citation, base)}"
+    return _code_blocks(
+        [_section(title)], command.text, citation, base, room, MAX_PIECES_PER_COMMAND, "命令"
+    )
 
 
 def vote_buttons(ask_id: str, share: str | None = None) -> Block:
@@ -224,17 +279,26 @@ def render(
         actions.append({"type": "actions", "block_id": ACTIONS_BLOCK,
                         "elements": [share_button(share)]})
 
+    # Commands, then YAML examples, below a divider, in the blocks the answer leaves.
     by_id = {c.id: c for c in response.citations}
-    examples: list[Block] = []
-    for example in response.yaml_examples:
-        room = MAX_BLOCKS - len(blocks) - len(examples) - len(actions) - 1  # 1: divider
-        part = _example_blocks(example, by_id.get(example.citation), base_url, room)
+    code: list[Block] = []
+
+    def room() -> int:
+        return MAX_BLOCKS - len(blocks) - len(code) - len(actions) - 1  # 1: divider
+
+    for command in response.command_examples:
+        part = _command_blocks(command, by_id.get(command.citation), base_url, room())
         if not part:
             break
-        examples.extend(part)
-    if examples:
+        code.extend(part)
+    for example in response.yaml_examples:
+        part = _example_blocks(example, by_id.get(example.citation), base_url, room())
+        if not part:
+            break
+        code.extend(part)
+    if code:
         blocks.append({"type": "divider"})
-        blocks.extend(examples)
+        blocks.extend(code)
     blocks.extend(actions)
     return Message(text=fallback[:3000], blocks=blocks)
 

@@ -252,26 +252,23 @@
     if (!ok) throw new Error("copy refused");
   }
 
-  function yamlCard(ex, citations) {
-    const card = el("section", "yaml-card");
-    const head = el("div", "yaml-head");
-    const title = el("span", "yaml-title");
-    title.appendChild(el("strong", null, ex.kind || "YAML"));
-    if (ex.name) title.appendChild(el("span", "yaml-name", ex.name));
-    if (ex.api_version) title.appendChild(el("span", "yaml-api", ex.api_version));
-    head.appendChild(title);
-    const citation = citations.find((c) => c.id === ex.citation);
-    if (citation) {
-      const src = noteLink(citation.url, "yaml-source", `出处 [${ex.citation}]`);
-      src.title = `${citation.source} · ${linesLabel(citation.lines)}`;
-      head.appendChild(src);
-    }
+  // "出处 [n]": the cited note lines a code block comes from (null when n is not cited).
+  function sourceLink(id, citations, className) {
+    const citation = citations.find((c) => c.id === id);
+    if (!citation) return null;
+    const src = noteLink(citation.url, className, `出处 [${id}]`);
+    src.title = `${citation.source} · ${linesLabel(citation.lines)}`;
+    src.setAttribute("aria-label", `出处 ${id}：${citation.source} ${linesLabel(citation.lines)}`);
+    return src;
+  }
+
+  function copyButton(text, label) {
     const copy = el("button", "btn btn-small copy", "复制");
     copy.type = "button";
-    copy.setAttribute("aria-label", `复制 ${ex.kind || "YAML"} 示例`);
+    copy.setAttribute("aria-label", label);
     copy.addEventListener("click", async () => {
       try {
-        await copyText(ex.yaml);
+        await copyText(text);
         copy.textContent = "已复制 ✓";
         copy.classList.add("done");
       } catch (_) {
@@ -282,7 +279,38 @@
         copy.classList.remove("done");
       }, 2000);
     });
-    head.appendChild(copy);
+    return copy;
+  }
+
+  // A shell command from the notes: its language, where it comes from, a copy button and
+  // the command itself, as text.
+  function commandCard(ex, citations) {
+    const card = el("section", "command-card");
+    const head = el("div", "command-head");
+    head.appendChild(el("strong", "command-lang", ex.language || "shell"));
+    const src = sourceLink(ex.citation, citations, "command-source");
+    if (src) head.appendChild(src);
+    const first = String(ex.text).split("\n")[0];
+    const shown = first.length > 40 ? first.slice(0, 40) + "…" : first;
+    head.appendChild(copyButton(ex.text, `复制命令：${shown}`));
+    card.appendChild(head);
+    const pre = el("pre", "command-code");
+    pre.appendChild(el("code", "command", String(ex.text).replace(/\n$/, "")));
+    card.appendChild(pre);
+    return card;
+  }
+
+  function yamlCard(ex, citations) {
+    const card = el("section", "yaml-card");
+    const head = el("div", "yaml-head");
+    const title = el("span", "yaml-title");
+    title.appendChild(el("strong", null, ex.kind || "YAML"));
+    if (ex.name) title.appendChild(el("span", "yaml-name", ex.name));
+    if (ex.api_version) title.appendChild(el("span", "yaml-api", ex.api_version));
+    head.appendChild(title);
+    const src = sourceLink(ex.citation, citations, "yaml-source");
+    if (src) head.appendChild(src);
+    head.appendChild(copyButton(ex.yaml, `复制 ${ex.kind || "YAML"} 示例`));
     card.appendChild(head);
 
     const problems = [];
@@ -364,6 +392,12 @@
         const ol = el("ol");
         for (const c of r.citations) ol.appendChild(citationCard(c));
         box.appendChild(ol);
+        card.appendChild(box);
+      }
+      if (r.command_examples && r.command_examples.length) {
+        const box = el("div", "command-examples");
+        box.appendChild(el("h3", null, "命令"));
+        for (const ex of r.command_examples) box.appendChild(commandCard(ex, r.citations || []));
         card.appendChild(box);
       }
       if (r.yaml_examples && r.yaml_examples.length) {
