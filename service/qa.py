@@ -136,12 +136,13 @@ class QAEngine:
             english_question=query.english,
         )
 
-    def threshold(self, mode: Mode) -> float:
+    def threshold(self, mode: Mode, english: bool = False) -> float:
         if mode == "bm25":
             return self.settings.abstain_threshold_bm25
+        margin = self.settings.abstain_english_margin if english else 0.0
         if mode == "dense":
-            return self.settings.abstain_threshold_dense
-        return self.settings.abstain_threshold
+            return self.settings.abstain_threshold_dense - margin
+        return self.settings.abstain_threshold - margin
 
     def retrieve(
         self, query: str | QueryAnalysis, mode: Mode = "hybrid", limit: int = 10
@@ -178,7 +179,7 @@ class QAEngine:
         timings["search"] = timings.get("bm25", 0.0) + timings.get("dense", 0.0) + timings.get(
             "fuse", 0.0
         )
-        found = bool(retrieval.hits) and conf.value >= self.threshold(mode)
+        found = bool(retrieval.hits) and conf.value >= self.threshold(mode, query.english)
         chosen: list[Sentence] = []
         hits = retrieval.hits[:top_k]
         if found:
