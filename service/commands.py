@@ -18,7 +18,8 @@ from service.answer import Sentence
 from service.query import QueryAnalysis
 
 _LEAD_IN_END = ("：", ":")
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+# Any indentation: a fence inside a list item is indented like the item's text.
+_FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _WORD = re.compile(r"[a-z0-9][a-z0-9.-]*")
 INLINE_MAX_CHARS = 100  # a one-line command up to this long is written into the answer line
 MAX_COMMANDS = 3
@@ -60,9 +61,9 @@ def introduced_blocks(
         if follows is None:
             continue  # introduces nothing this chunk holds
         if follows == "prose":
-            # A list or table: kept when the composer brought at least one of its items.
+            # A list or table: kept when the composer brought its first item along.
             if any(
-                other.hit_rank == sentence.hit_rank and other.line > sentence.line
+                other.hit_rank == sentence.hit_rank and other.order == sentence.order + 1
                 for other in chosen
             ):
                 kept.append(sentence)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from service.glossary import Glossary, Term
+from service.query import read_asks
 
 # What a follow-up is resolved from: the last MAX_TURNS turns, each read up to
 # MAX_TURN_CHARS characters. The API refuses longer histories (service/schemas.py); other
@@ -187,6 +188,16 @@ def _resolve_turn(
         edits = [(r.start - start, r.end - start, _parts(n, chinese, r.suffix)) for r, n in inside]
         kept = [_Span(s.start - start, s.end - start, s.name) for s in named]
         query, spans = _splice(phrase, edits, kept)
+        if not spans and context.question is not None and not read_asks(phrase) and not (
+            _REQUEST_WORDS.search(phrase)
+        ):
+            # A name the glossary does not know ("那 kube-dns 的呢？", "EXPOSE 呢？"): still
+            # an object, so the previous question is asked about it. Plain words ("删除",
+            # "the lifecycle") are more often something of the current subject.
+            name = _FILLER.sub(" ", phrase).strip()
+            if _IDENTIFIER.fullmatch(name):
+                query, spans = _reask(context.question, context.spans, (name,))
+                return _result(query, spans, references)
         if not spans:
             if not context.subjects:
                 return unchanged
@@ -439,6 +450,14 @@ _EN_ELLIPSIS = re.compile(
     r"^\s*(?P<mark>(?:and\s+)?(?:what|how)\s+about|and)\s+(?P<np>.*?)\s*[?.!]*\s*$",
     re.I | re.S,
 )
+# Words that make "那 <phrase> 呢？" a request ("还有 YAML 吗？"), not another object.
+_REQUEST_WORDS = re.compile(
+    r"yaml|yml|示例|例子|样例|模板|命令|清单|配置|写法|用法|参数|日志|原理|作用|区别|类型|步骤"
+    r"|example|sample|command|manifest|config|usage",
+    re.I,
+)
+# How names of components, commands and fields look: kube-dns, EXPOSE, etcd3, v1.Pod.
+_IDENTIFIER = re.compile(r"[A-Za-z](?=[\w.-]*(?:[-.\d]|[A-Z]))[\w.-]*")
 # A phrase with these is a question of its own, not "what about <phrase>".
 _CN_CLAUSE = re.compile(
     r"怎|如何|为什么|为啥|什么|哪|吗|呢|是否|能否|能不能|可不可以|可以|会不会|是不是|有没有"

@@ -188,3 +188,12 @@ def test_the_resolution_says_what_was_read(glossary: Glossary) -> None:
     assert standalone.subjects == ("Pod",)
     assert standalone.references == ()
 
+
+
+def test_what_about_a_name_the_glossary_does_not_know() -> None:
+    glossary = Glossary.load()
+    history = [Turn("user", "kube-scheduler 的日志在哪看？"), Turn("assistant", "…")]
+    # Still another object: the previous question is asked about it.
+    assert rewrite("那 kube-dns 的呢？", history, glossary) == "kube-dns 的日志在哪看？"
+    # A request is not an object.
+    assert rewrite("还有 YAML 吗？", history, glossary) == "kube-scheduler 的 YAML"
