@@ -300,6 +300,7 @@ class QAEngine:
             chosen = compose(
                 scored, self.settings.max_answer_chars, self.weights,
                 list_section=_announced_list(query, retrieval.hits) if pool is hits else [],
+                section_of=lambda s: _section(retrieval.hits[s.hit_rank]),
             )
             chosen, introduced = introduced_blocks(
                 chosen, [h.row for h in retrieval.hits], self.index.chunks,
@@ -350,6 +351,10 @@ def _announced_list(query: QueryAnalysis, hits: Sequence[Hit]) -> list[int]:
         for rank, hit in enumerate(hits)
         if hit.chunk.source == top.source and hit.chunk.heading == top.heading
     ]
+
+
+def _section(hit: Hit) -> tuple[str, tuple[str, ...]]:
+    return hit.chunk.source, hit.chunk.heading
 
 
 def _cited(

@@ -72,3 +72,20 @@ def test_only_the_asked_objects_definition_gets_the_definition_bonus() -> None:
     assert scored[1].score - scored[0].score == pytest.approx(
         weights.off_topic_penalty + weights.definition_bonus - prior_gap
     )
+
+
+def test_sentences_from_other_sections_must_come_closer_to_the_best() -> None:
+    from service.answer import ScoredSentence, compose
+
+    def scored(text: str, citation: int, score: float) -> ScoredSentence:
+        return ScoredSentence(Sentence(text, line=citation, hit_rank=citation - 1, order=0,
+                                       citation=citation), score)
+
+    best = scored("StatefulSet 为每个 Pod 保留稳定的标识。", 1, 1.0)
+    same = scored("StatefulSet 按顺序创建 Pod。", 2, 0.6)
+    other = scored("DaemonSet 在每个节点上运行一个 Pod。", 3, 0.6)
+    sections = {1: "StatefulSet", 2: "StatefulSet", 3: "DaemonSet"}
+    chosen = compose([best, same, other], 300, AnswerWeights(),
+                     section_of=lambda s: sections[s.citation])
+    # Both score 0.6 of the best; only the one from the best sentence's own section stays.
+    assert [s.citation for s in chosen] == [1, 2]
