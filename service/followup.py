@@ -296,15 +296,18 @@ _CN_REF = re.compile(
     r"|(?P<first>前者)|(?P<last>后者)"
     r"|(?P<one>(?<!其)它)"  # not 其它 ("other")
     r"|(?P<above>上面的|上述的?)"
-    rf"|(?P<det>这两个|这几个|这些|那些|这个|那个|这种|前一个|后一个|(?<!应)该|此)(?P<noun>{_GENERIC_CN})?"
+    rf"|(?P<det>这两个|这几个|这些|那些|前面[这那]?个|后面[这那]?个|这个|那个|这种|前一个|后一个"
+    rf"|(?<!应)该|此)(?P<noun>{_GENERIC_CN})?"
 )
 _CN_DET_ROLE: dict[str, Role] = {
     "这两个": "all", "这几个": "all", "这些": "all", "那些": "all",
     "前一个": "first", "后一个": "last",
+    "前面这个": "first", "前面那个": "first", "前面个": "first",
+    "后面这个": "last", "后面那个": "last", "后面个": "last",
 }
 # A demonstrative standing alone ("这个怎么用", "前一个呢") is followed by a predicate or a
 # particle; before any other noun ("这个字段", "前一个版本") it is a determiner.
-_CN_AFTER_PRONOUN = set("是有怎能可会要需支和跟与同的在用如为不也都还就对比里上中")
+_CN_AFTER_PRONOUN = set("是有怎能可会要需支和跟与同的在用如为不也都还就对比里上中一到具")
 _CN_AFTER_PRONOUN |= set("呢吗啊吧？?，,。！!；;：:")
 
 _GENERIC_EN = r"(?:object|resource|one|thing|component|kind|controller|workload)s?"

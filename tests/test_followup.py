@@ -197,3 +197,10 @@ def test_what_about_a_name_the_glossary_does_not_know() -> None:
     assert rewrite("那 kube-dns 的呢？", history, glossary) == "kube-dns 的日志在哪看？"
     # A request is not an object.
     assert rewrite("还有 YAML 吗？", history, glossary) == "kube-scheduler 的 YAML"
+
+
+def test_the_one_before_and_the_one_after() -> None:
+    glossary = Glossary.load()
+    history = [Turn("user", "Ingress 和 Service 有什么区别？"), Turn("assistant", "…")]
+    assert rewrite("后面这个一般用在哪？", history, glossary) == "Service 一般用在哪？"
+    assert rewrite("前面那个怎么配置？", history, glossary) == "Ingress 怎么配置？"
