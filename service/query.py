@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from indexer.bilingual import EnglishToChinese, is_english
@@ -186,6 +187,9 @@ class QueryAnalyzer:
             " ".join(w for t in glossary.terms for w in (t.name, *t.aliases) if w.isascii())
         )
         self.speller = SpellingCorrector([*vocabulary, *glossary_words])
+        # A token's other names: the same few thousand words come back question after
+        # question, and a glossary scan per token was most of the analysis's time.
+        self._token_names = lru_cache(maxsize=8192)(self._names_of_token)
 
     def analyze(self, text: str) -> QueryAnalysis:
         english = is_english(text)
@@ -221,6 +225,9 @@ class QueryAnalyzer:
             words.extend(a for a in term.aliases if not a.isascii())
         return words
 
+    def _names_of_token(self, token: str) -> tuple[str, ...]:
+        return tuple(self.tokenizer.tokenize(" ".join(self._names(self.glossary.mentions(token)))))
+
     def _forms(
         self, own: list[str], mentions: tuple[Mention, ...], text: str, english: bool
     ) -> dict[str, frozenset[str]]:
@@ -241,11 +248,10 @@ class QueryAnalyzer:
         for token in dict.fromkeys(own):
             if token.isdigit():
                 continue
-            own_names = self._names(self.glossary.mentions(token))
             forms[token] = frozenset(
                 {
                     token,
-                    *tokenize(" ".join(own_names)),
+                    *self._token_names(token),
                     *phrase_names.get(token, ()),
                     *(self.english.translate(token) if english else ()),
                 }
