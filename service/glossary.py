@@ -39,11 +39,13 @@ def _pattern(alias: str) -> re.Pattern[str]:
 class Glossary:
     def __init__(self, terms: list[Term]):
         self.terms = terms
-        self._strong = [
-            (term, _pattern(alias))
-            for term in terms
-            for alias in sorted({term.name, *term.aliases}, key=len, reverse=True)
-        ]
+        # Longest alias first across all terms: "cron job" names CronJob, not Job, and
+        # "有状态副本集" StatefulSet, not ReplicaSet (副本集).
+        self._strong = sorted(
+            ((term, alias) for term in terms for alias in {term.name, *term.aliases}),
+            key=lambda pair: -len(pair[1]),
+        )
+        self._strong_patterns = [(term, _pattern(alias)) for term, alias in self._strong]
         self._weak = [(term, _pattern(alias)) for term in terms for alias in term.related]
         self._latin = {
             term.name: [_pattern(a) for a in {term.name, *term.aliases} if a.isascii()]
@@ -78,7 +80,7 @@ class Glossary:
         # of taken spans made it quadratic in the number of matches).
         taken = bytearray(len(lowered))
         found: dict[str, Mention] = {}
-        for strong, table in ((True, self._strong), (False, self._weak)):
+        for strong, table in ((True, self._strong_patterns), (False, self._weak)):
             for term, pattern in table:
                 for match in pattern.finditer(lowered):
                     start, end = match.span()
