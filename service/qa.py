@@ -234,10 +234,14 @@ class QAEngine:
             self._chunk_examples,
         )
         yaml_ids = [m.example_id for m in matched]
-        # The manifest a chosen lead-in introduces ("示例如下：") goes with the answer.
+        # The manifest a chosen lead-in introduces ("示例如下：") goes with the answer,
+        # after those of the kinds asked for, and not when it is of another kind.
+        wanted = {k.lower() for k in query.example_kinds}
         for block in introduced:
-            if block.kind == "yaml" and block.id not in yaml_ids:
-                yaml_ids.insert(0, block.id)
+            if block.kind != "yaml" or block.id in yaml_ids:
+                continue
+            if not wanted or (self.index.yaml[block.id].kind or "").lower() in wanted:
+                yaml_ids.append(block.id)
         examples = [
             _yaml_out(self.index.yaml[i], cite(self._example_chunk[i])) for i in yaml_ids[:3]
         ]

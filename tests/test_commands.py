@@ -35,6 +35,22 @@ kubectl delete rs my-rs \\
 
 ReplicaSet 的副本数可以随时修改，修改后控制器会创建或删除 Pod。
 
+## 暴露 ReplicaSet
+
+给 ReplicaSet 的 Pod 配一个 Service，示例如下：
+
+```yaml
+apiVersion: v1
+kind: Service
+metadata:
+  name: my-rs-service
+spec:
+  selector:
+    app: my-rs
+  ports:
+    - port: 80
+```
+
 ## 调试程序
 
 下面的程序打印 ReplicaSet 的名字：
@@ -99,3 +115,12 @@ def test_found_never_comes_with_an_empty_answer(engine: QAEngine) -> None:
         assert response.answer.strip()
         if response.found:
             assert "[" in response.answer  # every answer sentence cites
+
+
+def test_a_manifest_a_lead_in_introduces_comes_only_when_of_the_kind_asked(
+    engine: QAEngine,
+) -> None:
+    asked = engine.ask("给 ReplicaSet 的 Pod 配一个 Service 的示例", top_k=1)
+    assert [y.kind for y in asked.yaml_examples] == ["Service"]
+    other = engine.ask("给我一个 Deployment 的 YAML 示例", top_k=1)
+    assert all(y.kind == "Deployment" for y in other.yaml_examples)
