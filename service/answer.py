@@ -129,6 +129,7 @@ def compose(
     weights: AnswerWeights | None = None,
     list_section: Sequence[int] = (),
     section_of: Callable[[Sentence], object] | None = None,
+    wants_list: bool = False,
 ) -> list[Sentence]:
     """Best sentences within the length limit, then put back in reading order.
 
@@ -165,6 +166,7 @@ def compose(
         return len(sentence.text) + len(f"[{sentence.citation}]")
 
     limit = w.max_sentences
+    score_of = {(s.sentence.citation, s.sentence.order): s.score for s in scored}
     best_section = section_of(ranked[0].sentence) if section_of else None
     for item in ranked:
         if len(chosen) >= limit:
@@ -207,6 +209,21 @@ def compose(
             following = sentence.order + 1
             while (sentence.citation, following) in by_position:
                 item_sentence = by_position[(sentence.citation, following)]
+                while wants_list and used + cost(item_sentence) > max_chars and len(chosen) > 2:
+                    # The question asks for this list: its items outrank the weaker
+                    # sentences chosen before it (never the best one or the lead-in).
+                    others = [
+                        c for c in chosen[1:]
+                        if c.citation != sentence.citation or c.order < sentence.order
+                    ]
+                    if not others:
+                        break
+                    weakest = min(
+                        others, key=lambda c: score_of.get((c.citation, c.order), 0.0)
+                    )
+                    chosen.remove(weakest)
+                    seen.discard((weakest.citation, weakest.order))
+                    used -= cost(weakest)
                 if used + cost(item_sentence) > max_chars:
                     break
                 if (sentence.citation, following) not in seen:

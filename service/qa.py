@@ -305,6 +305,7 @@ class QAEngine:
                 scored, self.settings.max_answer_chars, self.weights,
                 list_section=_announced_list(query, retrieval.hits) if pool is hits else [],
                 section_of=lambda s: _section(retrieval.hits[s.hit_rank]),
+                wants_list=query.asks_list,
             )
             chosen, introduced = introduced_blocks(
                 chosen, [h.row for h in retrieval.hits], self.index.chunks,

@@ -125,6 +125,11 @@ class QueryAnalysis:
         return tuple(m.term.name for m in self.mentions if m.term.is_kind)
 
     @property
+    def example_kinds_hinted(self) -> tuple[str, ...]:
+        """Kinds the question only hints at by a related word ("配额" for ResourceQuota)."""
+        return tuple(m.term.name for m in self.mentions if m.term.is_kind and not m.strong)
+
+    @property
     def wants_example(self) -> bool:
         return "example" in self.asks
 

@@ -34,13 +34,39 @@ def match_examples(
     if not named and not query.wants_example:
         return []
     rank_of_row = {row: rank for rank, row in enumerate(hit_rows)}
-    chosen = _of_kinds(named or query.example_kinds, rank_of_row, examples, example_chunk, limit)
+    kinds = list(named or query.example_kinds)
+    if named and query.wants_example:
+        # A kind the request only hints at ("配额" for ResourceQuota) whose example the
+        # retrieved sections hold is what it describes.
+        kinds += [
+            k for k in query.example_kinds_hinted
+            if k not in kinds and any(
+                (ex.kind or "").lower() == k.lower() and example_chunk[i] in rank_of_row
+                for i, ex in enumerate(examples)
+            )
+        ]
+    # Of several kinds, the one whose example the best retrieved sections hold comes first:
+    # "给 zookeeper 设一个……Pod 不可用的 PodDisruptionBudget，给个示例" wants the budget.
+    kinds.sort(key=lambda k: _best_rank(k, rank_of_row, examples, example_chunk))
+    chosen = _of_kinds(kinds, rank_of_row, examples, example_chunk, limit)
     if not named and not chosen:
         for row in hit_rows:
             for i in chunk_examples.get(row, ()):
                 if len(chosen) < limit and i not in chosen:
                     chosen.append(i)
     return [MatchedExample(i, examples[i], example_chunk[i]) for i in chosen[:limit]]
+
+
+def _best_rank(
+    kind: str, rank_of_row: dict[int, int], examples: Sequence[YamlExample],
+    example_chunk: Sequence[int],
+) -> int:
+    ranks = [
+        rank_of_row[example_chunk[i]]
+        for i, ex in enumerate(examples)
+        if (ex.kind or "").lower() == kind.lower() and example_chunk[i] in rank_of_row
+    ]
+    return min(ranks, default=len(rank_of_row))
 
 
 def _of_kinds(

@@ -89,3 +89,20 @@ def test_sentences_from_other_sections_must_come_closer_to_the_best() -> None:
                      section_of=lambda s: sections[s.citation])
     # Both score 0.6 of the best; only the one from the best sentence's own section stays.
     assert [s.citation for s in chosen] == [1, 2]
+
+
+def test_a_list_the_question_asks_for_outranks_weaker_sentences() -> None:
+    from service.answer import ScoredSentence, compose
+
+    def scored(text: str, citation: int, order: int, score: float) -> ScoredSentence:
+        return ScoredSentence(Sentence(text, line=order, hit_rank=citation - 1, order=order,
+                                       citation=citation), score)
+
+    best = scored("Service 能通过多种类型实现不同的访问方式。", 1, 0, 1.0)
+    weaker = scored("定义：Service 是一组 Pod 的抽象，也定义了访问它们的方式。", 2, 0, 0.9)
+    lead_in = scored("Service 有多种类型：", 3, 0, 0.8)
+    items = [scored(f"类型{i}：这是第 {i} 种类型的说明文字。", 3, i, 0.1) for i in range(1, 5)]
+    chosen = compose([best, weaker, lead_in, *items], 140, AnswerWeights(), wants_list=True)
+    # Every item fits once the weaker sentence gives way; the best one stays.
+    assert [s.text for s in chosen if s.citation == 3][1:] == [s.sentence.text for s in items]
+    assert best.sentence in chosen and weaker.sentence not in chosen

@@ -62,3 +62,10 @@ def test_a_request_naming_no_kind_takes_the_kind_its_words_hint_at() -> None:
 def test_a_question_about_yaml_is_not_a_request_for_an_example() -> None:
     assert kinds("我提交的 YAML 是哪个组件校验的？", [], [7, 2]) == []
     assert kinds("还有那个的 YAML 吗？", [], [7]) == ["Deployment"]
+
+
+def test_of_several_kinds_the_one_the_best_sections_hold_comes_first() -> None:
+    # Both named; the best retrieved chunk holds the Ingress manifest.
+    assert kinds("给个 Service 和 Ingress 的示例", ["Service", "Ingress"], [5, 2]) == [
+        "Ingress", "Service",
+    ]
