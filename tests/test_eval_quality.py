@@ -31,7 +31,10 @@ NOTES_FLOORS = {
     "answer_hit_rate": 0.89,
     "hit_at_3": 0.94,
     "abstention_precision": 0.90,
-    "abstention_recall": 0.90,
+    # 0.90 until English questions got their own, lower threshold (issue 11): that answers
+    # one unanswerable English question here (notes-154), and 5 of the 6 answerable English
+    # questions the tuning sets declined before.
+    "abstention_recall": 0.88,
     "yaml_kind_accuracy": 0.95,
     "multi_turn_hit_rate": 0.85,
 }
@@ -55,10 +58,15 @@ HANDBOOK_FLOORS = {
 # The sets written blind for issue 11 (tests/eval/README.md): not tuned on, so these floors
 # guard generalisation. Measured values less a small margin.
 UNSEEN_FLOORS: dict[str, dict[str, float]] = {
-    "notes-paraphrase.jsonl": {},
-    "notes-followups.jsonl": {},
-    "handbook-unseen.jsonl": {},
-    "handbook-followups.jsonl": {},
+    "notes-paraphrase.jsonl": {"answer_hit_rate": 0.62, "hit_at_3": 0.80},
+    "notes-followups.jsonl": {
+        "answer_hit_rate": 0.82, "hit_at_3": 0.92, "yaml_kind_accuracy": 0.85,
+    },
+    "handbook-unseen.jsonl": {
+        "answer_hit_rate": 0.69, "hit_at_3": 0.85, "command_hit_rate": 0.75,
+        "abstention_precision": 0.95,
+    },
+    "handbook-followups.jsonl": {"answer_hit_rate": 0.37, "hit_at_3": 0.34},
 }
 
 
