@@ -149,9 +149,9 @@ def test_ordinary_sentences_name_no_object(glossary: Glossary) -> None:
 
 # kind: (kubectl short name, plural, Chinese name, common misspelling); None where there is
 # none, or where the usual word is too common to be more than a related word (部署, 服务, 任务,
-# 角色: see test_everyday_names_only_hint) or the short name too (po, no, limits).
+# 角色: see test_everyday_names_only_hint) or the short name too (no, limits).
 KIND_NAMES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
-    "Pod": (None, "pods", "容器组", None),
+    "Pod": ("po", "pods", "容器组", None),
     "Deployment": ("deploy", "deployments", None, "deploymnet"),
     "StatefulSet": ("sts", "statefulsets", "有状态集", "statefullset"),
     "ReplicaSet": ("rs", "replicasets", "副本集", None),
@@ -229,8 +229,8 @@ def test_an_alias_names_one_term(glossary: Glossary) -> None:
 
 
 def test_every_name_and_alias_alone_names_its_term(glossary: Glossary) -> None:
-    # Terms are matched in file order: an alias inside another term's longer one
-    # (副本集 in 有状态副本集) must come after it, or it takes the longer one's characters.
+    # The longest alias wins across terms (service/glossary.py): 副本集 must not take the
+    # characters of 有状态副本集, nor Job's "job" those of "cron job".
     wrong = [
         f"{word!r}: {[m.term.name for m in glossary.mentions(word) if m.strong]}"
         f" instead of {term.name}"
