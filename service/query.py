@@ -98,7 +98,7 @@ class QueryAnalysis:
 
     @property
     def subjects(self) -> frozenset[str]:
-        """Objects named by a name or alias ("Service", "svc", "服务")."""
+        """Objects named by a name or alias ("Service", "svc", "servcie")."""
         return frozenset(m.term.name for m in self.mentions if m.strong and not m.term.word)
 
     @property
