@@ -216,29 +216,13 @@ def test_program_code_data_and_output_are_neither(note: str) -> None:
 # --------------------------------------------------------------------------- the index
 
 
-NOTE = """\
+NOTE = f"""\
 # 部署应用
 
 先创建 Deployment：
 
 ```yaml
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      containers:
-        - name: web
-          image: nginx:1.27
-```
+{DEPLOYMENT}```
 
 ## 查看状态
 

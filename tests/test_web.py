@@ -87,10 +87,10 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, server: str) -> Iterator[Page]:
+def _open_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A page on `base_url` that fails the test on any JavaScript error."""
     context = browser.new_context(
-        base_url=server, viewport={"width": 1280, "height": 900}, locale="zh-CN"
+        base_url=base_url, viewport={"width": 1280, "height": 900}, locale="zh-CN"
     )
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -99,6 +99,11 @@ def page(browser: Browser, server: str) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, server: str) -> Iterator[Page]:
+    yield from _open_page(browser, server)
 
 
 def shot(page: Page, name: str, full_page: bool = False) -> Path:
@@ -426,16 +431,7 @@ def command_server(
 
 @pytest.fixture
 def command_page(browser: Browser, command_server: str) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=command_server, viewport={"width": 1280, "height": 900}, locale="zh-CN"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    yield from _open_page(browser, command_server)
 
 
 def test_a_command_is_shown_under_the_answer_with_its_citation(
