@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -22,10 +22,9 @@ from indexer.sentences import SentenceRecord, split_sentences
 from indexer.settings import Settings
 from indexer.store import (
     FileEntry,
-    IndexNotFoundError,
     Manifest,
-    StoredIndex,
-    load_index,
+    names_found,
+    previous_vectors,
     publish,
     write_build,
 )
@@ -79,29 +78,46 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _previous(settings: Settings, model_name: str, dimension: int) -> StoredIndex | None:
-    try:
-        old = load_index(settings.index_dir)
-    except (IndexNotFoundError, OSError, ValueError, KeyError):
-        return None
-    if old.manifest.model != model_name or old.manifest.dimension != dimension:
-        return None  # vectors from another model cannot be reused
-    return old
+class _LazyEmbedder:
+    """Loads the model the first time a text needs embedding: a rebuild that reuses every
+    vector never pays the model's load (seconds, and most of the memory)."""
+
+    def __init__(self, load: Callable[[], Embedder]):
+        self._load = load
+        self._embedder: Embedder | None = None
+
+    @classmethod
+    def wrap(cls, embedder: Embedder | Callable[[], Embedder]) -> _LazyEmbedder:
+        if hasattr(embedder, "encode_passages"):
+            ready = cast(Embedder, embedder)
+            return cls(lambda: ready)
+        return cls(cast(Callable[[], Embedder], embedder))
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self._load()
+        return self._embedder
 
 
 def build_index(
     settings: Settings,
-    embedder: Embedder,
+    embedder: Embedder | Callable[[], Embedder],
     tokenizer: Tokenizer,
     validator: ManifestValidator | None = None,
     corpus: list[Path] | None = None,
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
+    names: Collection[str] = (),
 ) -> BuildReport:
     """Scan, chunk, embed what changed, write a new build and publish it.
 
-    ``progress(total, reused)`` is called once before embedding and returns a callback that
-    receives the number of passages embedded so far in each step.
+    ``embedder`` may be a function that loads one: it is then called only when some text
+    needs embedding. ``progress(total, reused)`` is called once before embedding and
+    returns a callback that receives the number of passages embedded so far in each step.
+    ``names`` (the glossary's object names) are looked up in the notes once, here, so the
+    service knows which objects the notes never mention without scanning them.
     """
+    lazy = _LazyEmbedder.wrap(embedder)
     started = time.perf_counter()
     roots = corpus if corpus is not None else settings.corpus
     missing = [str(r) for r in roots if not Path(r).exists()]
@@ -150,14 +166,11 @@ def build_index(
     ]
 
     model_name = settings.model
-    old = _previous(settings, model_name, embedder.dimension)
+    # Vectors from another model cannot be reused; previous_vectors checks.
+    old = previous_vectors(settings.index_dir, model_name)
     reusable: dict[str, np.ndarray] = {}
     if old is not None:
-        for i, vector in enumerate(old.vectors()):
-            reusable[embed_key(old.chunks[i].embedding_text())] = vector
-        for i, vector in enumerate(old.sentence_vectors()):
-            record = old.sentences[i]
-            reusable[embed_key(record.embedding_text(old.chunks[record.chunk]))] = vector
+        reusable = {embed_key(t): v for t, v in zip(old.texts, old.vectors, strict=True)}
 
     # Chunks and sentences are embedded in one pass: only texts never embedded before.
     texts = [c.embedding_text() for c in chunks] + [
@@ -166,14 +179,20 @@ def build_index(
     keys = [embed_key(t) for t in texts]
     todo = [i for i, key in enumerate(keys) if key not in reusable]
     todo_unique = list(dict.fromkeys(keys[i] for i in todo))
-    all_vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    # A rebuild with nothing new to embed takes the dimension from the old build: the
+    # model is never loaded.
+    reuse_all = old is not None and not todo_unique
+    dimension = old.dimension if old is not None and reuse_all else lazy.embedder.dimension
+    all_vectors = np.zeros((len(texts), dimension), dtype=np.float32)
     for i, key in enumerate(keys):
         if key in reusable:
             all_vectors[i] = reusable[key]
     if todo_unique:
         first_text = {keys[i]: texts[i] for i in reversed(todo)}
         step = progress(len(todo_unique), len(texts) - len(todo)) if progress else None
-        fresh = embedder.encode_passages([first_text[k] for k in todo_unique], step)
+        fresh = lazy.embedder.encode_passages([first_text[k] for k in todo_unique], step)
+        if fresh.shape[1] != dimension:
+            raise BuildError(f"模型 {model_name} 的向量维度与已有索引不符，请删除索引后重建")
         by_key = dict(zip(todo_unique, fresh, strict=True))
         for i in todo:
             all_vectors[i] = by_key[keys[i]]
@@ -184,7 +203,7 @@ def build_index(
     elapsed = time.perf_counter() - started
     manifest = Manifest(
         model=model_name,
-        dimension=embedder.dimension,
+        dimension=dimension,
         chunk_chars=settings.chunk_chars,
         files=files,
         skipped={s.path: s.reason for s in scan.skipped},
@@ -201,9 +220,11 @@ def build_index(
     build = write_build(
         settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
         sentence_vectors, english, notes, commands,
+        # Chunk texts, not whole notes: front matter and comments are not what notes say.
+        names_found(names, (" ".join(c.heading) + "\n" + c.text for c in chunks)),
     )
     publish(settings.index_dir, build)
-    removed = sorted(set(old.manifest.files) - set(files)) if old is not None else []
+    removed = sorted(old.files - set(files)) if old is not None else []
     return BuildReport(
         index_path=build,
         files=len(scan.documents),

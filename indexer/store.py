@@ -6,10 +6,17 @@
         yaml.jsonl      YamlExample records (Chunk.yaml_ids index into this)
         commands.jsonl  CommandExample records, shell blocks (Chunk.command_ids index into
                         this)
-        sentences.jsonl SentenceRecord rows, row i is sentence-FAISS id i
-        dense.faiss     IndexFlatIP over L2-normalised chunk vectors
-        sentences.faiss IndexFlatIP over L2-normalised sentence vectors
-        bm25/           bm25s index over jieba tokens
+        sentences.jsonl SentenceRecord rows, row i is row i of sentences.npy
+        dense.faiss     chunk vectors (L2-normalised): exact IndexFlatIP up to
+                        EXACT_MAX_CHUNKS, HNSW above (manifest.dense_index says which)
+        sentences.npy   sentence vectors (float32), memory-mapped: only the sentences of
+                        candidate chunks are ever read
+        terms.npy, terms_indptr.npy
+                        each chunk's distinct keyword tokens as BM25 vocabulary ids (CSR),
+                        so the service never re-tokenizes the corpus
+        bm25/           bm25s index over jieba tokens (memory-mapped when served)
+        names.json      which of the names asked for at build time (the glossary's) occur
+                        in the notes, so the service never scans the corpus text
         english.json    English words -> the corpus's Chinese words (indexer/bilingual.py)
         notes/<sha256>.txt  each note's text as indexed, so cited lines can be shown from
                         the index alone (no corpus needed where it is served)
@@ -24,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,11 +42,19 @@ import numpy as np
 
 from indexer.bilingual import EnglishToChinese
 from indexer.sentences import SentenceRecord
+from indexer.terms import ChunkTerms, write_terms
 from indexer.types import Chunk, CommandExample, YamlExample
 
 # 3: paths relative to the corpus root, note texts inside the build; 4: commands.jsonl (an
-# older build has no command examples, so it is rebuilt rather than served without them)
-FORMAT_VERSION = 4
+# older build has no command examples, so it is rebuilt rather than served without them);
+# 5: sentences.npy instead of sentences.faiss, terms*.npy, names.json, HNSW above a size
+FORMAT_VERSION = 5
+# Up to this many chunks an exact search costs under ~2 ms on one core; above it HNSW
+# (graph search, recall@10 reported by the benchmark) keeps the search flat as notes grow.
+EXACT_MAX_CHUNKS = 20_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
 CURRENT = "current"
 BUILDS = "builds"
 NOTES = "notes"
@@ -93,6 +108,7 @@ class Manifest:
     command_count: int = 0
     corpus_roots: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
+    dense_index: str = "flat"  # "flat" (exact) or "hnsw", see EXACT_MAX_CHUNKS
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,15 +128,20 @@ class StoredIndex:
     dense: faiss.Index
     bm25: bm25s.BM25
     sentences: list[SentenceRecord]
-    sentence_dense: faiss.Index
+    sentence_matrix: np.ndarray  # memory-mapped, row i is sentence i
+    terms: ChunkTerms
     english: EnglishToChinese | None = None  # None: built before english.json existed
     commands: list[CommandExample] = field(default_factory=list)
+    # Names (lowercased) asked about at build time -> whether the notes contain them.
+    names: dict[str, bool] = field(default_factory=dict)
 
     def vectors(self) -> np.ndarray:
-        return _all_vectors(self.dense, self.manifest.dimension)
+        if self.dense.ntotal == 0:
+            return np.zeros((0, self.manifest.dimension), dtype=np.float32)
+        return np.asarray(self.dense.reconstruct_n(0, self.dense.ntotal), dtype=np.float32)
 
     def sentence_vectors(self) -> np.ndarray:
-        return _all_vectors(self.sentence_dense, self.manifest.dimension)
+        return self.sentence_matrix
 
     def note_text(self, source: str) -> str | None:
         """The text of note `source` exactly as it was indexed (what line numbers refer
@@ -132,12 +153,6 @@ class StoredIndex:
             return (self.path / NOTES / f"{entry.sha256}.txt").read_text("utf-8")
         except OSError:  # pruned after a newer build was published
             return None
-
-
-def _all_vectors(index: faiss.Index, dimension: int) -> np.ndarray:
-    if index.ntotal == 0:
-        return np.zeros((0, dimension), dtype=np.float32)
-    return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
 
 
 def current_build(index_dir: Path) -> Path | None:
@@ -202,23 +217,26 @@ def load_build(build: Path) -> StoredIndex:
           f"{len(commands)} 个命令示例，清单记录 {manifest.command_count} 个")
     check(all(0 <= i < len(commands) for c in chunks for i in c.command_ids), "commands.jsonl",
           "片段引用了不存在的命令示例")
-    dense = part("dense.faiss", lambda p: faiss.read_index(str(p)))
+    dense = part("dense.faiss", _read_dense)
     check(dense.ntotal == len(chunks) and dense.d == manifest.dimension, "dense.faiss",
           f"{dense.ntotal} 个 {dense.d} 维向量，应为 {len(chunks)} 个 {manifest.dimension} 维")
-    bm25 = part("bm25", lambda p: bm25s.BM25.load(str(p)))
+    bm25 = part("bm25", lambda p: bm25s.BM25.load(str(p), mmap=True, show_progress=False))
     docs = getattr(bm25, "scores", {}).get("num_docs")
     check(docs is None or docs == max(1, len(chunks)), "bm25",
           f"BM25 有 {docs} 篇文档，应为 {len(chunks)} 篇")
+    terms = part("terms.npy", lambda p: ChunkTerms(build, bm25.vocab_dict))
+    check(len(terms) == len(chunks) and terms.valid(len(bm25.vocab_dict)), "terms.npy",
+          f"{len(terms)} 个片段的词表，应为 {len(chunks)} 个")
     sentences = part(
         "sentences.jsonl",
         lambda p: [SentenceRecord.from_json(json.loads(x)) for x in _lines(p)],
     )
     check(all(0 <= s.chunk < len(chunks) for s in sentences), "sentences.jsonl",
           "句子引用了不存在的片段")
-    sentence_dense = part("sentences.faiss", lambda p: faiss.read_index(str(p)))
-    check(sentence_dense.ntotal == len(sentences) and sentence_dense.d == manifest.dimension,
-          "sentences.faiss",
-          f"{sentence_dense.ntotal} 个向量，应为 {len(sentences)} 个")
+    sentence_matrix = part("sentences.npy", lambda p: np.load(p, mmap_mode="r"))
+    check(sentence_matrix.shape == (len(sentences), manifest.dimension)
+          and sentence_matrix.dtype == np.float32, "sentences.npy",
+          f"{sentence_matrix.shape} 个向量，应为 {len(sentences)} 个 {manifest.dimension} 维")
     english_file = build / "english.json"
     english = (
         part("english.json",
@@ -226,13 +244,93 @@ def load_build(build: Path) -> StoredIndex:
         if english_file.exists()
         else None
     )
+    names = part("names.json", lambda p: dict(json.loads(p.read_text("utf-8"))))
     for source, entry in manifest.files.items():
         check((build / NOTES / f"{entry.sha256}.txt").is_file(), f"{NOTES}/{entry.sha256}.txt",
               f"缺少笔记 {source} 的原文")
     return StoredIndex(
-        build, manifest, chunks, examples, dense, bm25, sentences, sentence_dense, english,
-        commands,
+        build, manifest, chunks, examples, dense, bm25, sentences, sentence_matrix, terms,
+        english, commands, names,
     )
+
+
+def _read_dense(path: Path) -> faiss.Index:
+    index = faiss.read_index(str(path))
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = HNSW_EF_SEARCH
+    return index
+
+
+def dense_index(vectors: np.ndarray, dimension: int) -> tuple[faiss.Index, str]:
+    """The chunk-vector index for this many chunks: exact up to EXACT_MAX_CHUNKS."""
+    if len(vectors) <= EXACT_MAX_CHUNKS:
+        index: faiss.Index = faiss.IndexFlatIP(dimension)
+        kind = "flat"
+    else:
+        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        kind = "hnsw"
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index, kind
+
+
+def names_found(names: Iterable[str], texts: Iterable[str]) -> dict[str, bool]:
+    """Which names (compared lowercased) occur in any of the texts."""
+    lowered = [t.lower() for t in texts]
+    return {n: any(n in t for t in lowered) for n in sorted({n.lower() for n in names})}
+
+
+@dataclass(frozen=True)
+class PreviousVectors:
+    """What a rebuild can reuse from the build being replaced: each embedded text with its
+    vector, whatever that build's format version (a format change must not cost a full
+    re-embedding; hours on a big corpus)."""
+
+    dimension: int
+    files: frozenset[str]
+    texts: list[str]
+    vectors: np.ndarray
+
+
+def previous_vectors(index_dir: Path, model: str) -> PreviousVectors | None:
+    """The current build's texts and vectors when it was embedded by `model`; None when
+    there is none or it cannot be read (then everything is embedded afresh)."""
+    build = current_build(index_dir)
+    if build is None:
+        return None
+    try:
+        manifest = json.loads((build / "manifest.json").read_text("utf-8"))
+        if manifest.get("model") != model:
+            return None
+        dimension = int(manifest["dimension"])
+        chunks = [Chunk.from_json(json.loads(x)) for x in _lines(build / "chunks.jsonl")]
+        sentences = [
+            SentenceRecord.from_json(json.loads(x)) for x in _lines(build / "sentences.jsonl")
+        ]
+        dense = faiss.read_index(str(build / "dense.faiss"))
+        chunk_vectors = (
+            dense.reconstruct_n(0, dense.ntotal) if dense.ntotal
+            else np.zeros((0, dimension), np.float32)
+        )
+        if (build / "sentences.npy").exists():
+            sentence_vectors = np.load(build / "sentences.npy")
+        else:  # format 4 and older kept them in a FAISS index
+            flat = faiss.read_index(str(build / "sentences.faiss"))
+            sentence_vectors = (
+                flat.reconstruct_n(0, flat.ntotal) if flat.ntotal
+                else np.zeros((0, dimension), np.float32)
+            )
+        if len(chunk_vectors) != len(chunks) or len(sentence_vectors) != len(sentences):
+            return None
+        texts = [c.embedding_text() for c in chunks] + [
+            s.embedding_text(chunks[s.chunk]) for s in sentences
+        ]
+        vectors = np.vstack([chunk_vectors, sentence_vectors]).astype(np.float32, copy=False)
+    except Exception:  # whatever a damaged or foreign build makes its readers raise
+        return None
+    return PreviousVectors(dimension, frozenset(manifest.get("files", {})), texts, vectors)
 
 
 def _lines(path: Path) -> list[str]:
@@ -251,9 +349,10 @@ def write_build(
     english: EnglishToChinese | None = None,
     notes: dict[str, str] | None = None,
     commands: list[CommandExample] | None = None,
+    names: dict[str, bool] | None = None,
 ) -> Path:
     """Write a complete build folder (not yet published). Returns its path. `notes` maps
-    each note's sha256 to its text."""
+    each note's sha256 to its text; `names` is what `names_found` said of the notes."""
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
     build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
@@ -272,15 +371,22 @@ def write_build(
         with (tmp / "sentences.jsonl").open("w", encoding="utf-8") as out:
             for sentence in sentences:
                 out.write(json.dumps(sentence.to_json(), ensure_ascii=False) + "\n")
-        for name, matrix in (("dense", vectors), ("sentences", sentence_vectors)):
-            flat = faiss.IndexFlatIP(manifest.dimension)
-            if len(matrix):
-                flat.add(np.ascontiguousarray(matrix, dtype=np.float32))
-            faiss.write_index(flat, str(tmp / f"{name}.faiss"))
+        dense, manifest.dense_index = dense_index(vectors, manifest.dimension)
+        faiss.write_index(dense, str(tmp / "dense.faiss"))
+        np.save(
+            tmp / "sentences.npy",
+            np.ascontiguousarray(sentence_vectors, dtype=np.float32).reshape(
+                len(sentences), manifest.dimension
+            ),
+        )
         bm25 = bm25s.BM25()
         # bm25s cannot index an empty corpus; one empty document keeps the shape valid.
         bm25.index(bm25_tokens or [[""]], show_progress=False)
         bm25.save(str(tmp / "bm25"))
+        write_terms(tmp, bm25_tokens, bm25.vocab_dict)
+        (tmp / "names.json").write_text(
+            json.dumps(names or {}, ensure_ascii=False), encoding="utf-8"
+        )
         (tmp / NOTES).mkdir()
         for sha, text in (notes or {}).items():
             (tmp / NOTES / f"{sha}.txt").write_text(text, encoding="utf-8")

@@ -50,15 +50,21 @@ class Confidence:
 NEVER = -1.0
 
 
-def absent_terms(glossary: Glossary, corpus_text: str) -> frozenset[str]:
-    """Glossary objects the corpus (lowercased text) never mentions under any of their
-    names. Computed once per index: scanning the text per question would sit on the hot
-    path. Whole names, not tokens: jieba splits 网络策略 into the everyday 网络 + 策略."""
+def object_names(glossary: Glossary) -> list[str]:
+    """Every name of every glossary object: what the indexer looks up in the notes."""
+    return [name for term in glossary.terms if not term.word
+            for name in (term.name, *term.aliases)]
+
+
+def absent_terms(glossary: Glossary, mentioned: Callable[[str], bool]) -> frozenset[str]:
+    """Glossary objects the notes never mention under any of their names; `mentioned`
+    answers for one lowercased name (from the index's names.json). Whole names, not
+    tokens: jieba splits 网络策略 into the everyday 网络 + 策略."""
     return frozenset(
         term.name
         for term in glossary.terms
         if not term.word
-        and not any(name.lower() in corpus_text for name in (term.name, *term.aliases))
+        and not any(mentioned(name.lower()) for name in (term.name, *term.aliases))
     )
 
 

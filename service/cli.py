@@ -70,19 +70,35 @@ class IndexTools:
     """What every build needs and is slow to make: loaded once, kept across `--watch`
     rebuilds."""
 
-    embedder: Any
+    settings: Settings
     validator: Any
     tokenizer: Any
+    names: list[str]
+    loaded: Any = None
 
     @classmethod
     def load(cls, settings: Settings) -> IndexTools:
-        from indexer.embedding import load_embedder
         from indexer.manifest_schema import ManifestValidator
         from indexer.tokenization import Tokenizer
+        from service.abstention import object_names
+        from service.glossary import Glossary
 
-        with console.status("加载嵌入模型 …"):
-            embedder = load_embedder(settings.model, settings.cache_dir, settings.embed_batch_size)
-        return cls(embedder, ManifestValidator(settings.kubernetes_version), Tokenizer())
+        return cls(
+            settings, ManifestValidator(settings.kubernetes_version), Tokenizer(),
+            object_names(Glossary.load()),
+        )
+
+    def embedder(self) -> Any:
+        """The model, loaded the first time a build has something to embed (a rebuild
+        that reuses every vector never loads it)."""
+        if self.loaded is None:
+            from indexer.embedding import load_embedder
+
+            with console.status("加载嵌入模型 …"):
+                self.loaded = load_embedder(
+                    self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size
+                )
+        return self.loaded
 
 
 def run_index(settings: Settings, corpus: list[Path] | None, quiet: bool = False) -> None:
@@ -116,6 +132,7 @@ def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: 
                 validator,
                 corpus=list(roots),
                 progress=_progress_factory(progress),
+                names=tools.names,
             )
     except BuildError as exc:
         err.print(f"[red]索引失败：{escape(str(exc))}[/red]")

@@ -5,7 +5,7 @@ compose -> attach YAML examples and commands."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from urllib.parse import quote
 
@@ -27,7 +27,6 @@ from service.answer import (
     AnswerWeights,
     Sentence,
     compose,
-    idf_table,
     off_topic,
     render,
     score_sentences,
@@ -92,12 +91,9 @@ class QAEngine:
             # Indexes built before the table was stored with them get it computed (~1 s).
             index.english or EnglishToChinese.for_vocabulary(vocab),
         )
-        self._idf = idf_table(self.retriever.chunk_tokens)
-        self._absent_terms = absent_terms(
-            glossary,
-            "\n".join(" ".join(c.heading) + "\n" + c.text for c in index.chunks).lower(),
-        )
-        self._vocabulary: frozenset[str] = frozenset().union(*self.retriever.chunk_tokens)
+        self._idf = index.terms.idf
+        self._absent_terms = absent_terms(glossary, _mentioned(index))
+        self._vocabulary = vocab
         # What each section is about: the objects its own heading names ("Service 对象").
         # Filled as headings are met: doing all ~1,500 handbook headings up front costs 0.4 s
         # of start-up.
@@ -341,6 +337,21 @@ class QAEngine:
 
     def warm_up(self) -> None:
         self.ask("预热：Kubernetes 是什么？")
+
+
+def _mentioned(index: StoredIndex) -> Callable[[str], bool]:
+    """Whether the notes mention a (lowercased) name: the index knows for the names it was
+    built with; any other (a glossary edited since) is looked up in the note texts."""
+    texts: list[str] = []
+
+    def mentioned(name: str) -> bool:
+        if name in index.names:
+            return index.names[name]
+        if not texts:
+            texts.extend((" ".join(c.heading) + "\n" + c.text).lower() for c in index.chunks)
+        return any(name in text for text in texts)
+
+    return mentioned
 
 
 def _announced_list(query: QueryAnalysis, hits: Sequence[Hit]) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ from service.glossary import Glossary
 from service.query import QueryAnalysis
 
 Mode = Literal["hybrid", "bm25", "dense"]
+QUERY_CACHE_SIZE = 1024  # query vectors kept (1.5 KB each)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class FusionConfig:
     # Scales the score of a chunk that is only a code block (a manifest, a command)
     # unless the question asks for an example: it shows, it does not explain.
     code_only_factor: float = 0.5
+    # Sentences searched per candidate kept (exact), or chunks whose sentences are
+    # compared per candidate kept (HNSW).
+    sentence_pool: int = 4
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FusionConfig:
@@ -80,17 +85,28 @@ class Retriever:
         self.tokenizer = tokenizer
         self.glossary = glossary
         self.fusion = fusion
-        self.chunk_tokens: list[frozenset[str]] = [
-            frozenset(tokenizer.tokenize(" ".join(c.heading) + "\n" + c.text))
-            for c in index.chunks
-        ]
-        self.code_only = [
-            not any(line.strip() for line, _ in c.prose_lines()) for c in index.chunks
-        ]
+        # Index-time data only: nothing here grows with the corpus beyond a list of ints.
+        self.chunk_tokens = index.terms
+        # The same question asked again (a retry, a popular question, the page's example
+        # buttons) skips the model, which is most of a question's time.
+        self._encode = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_uncached)
+        self._code_only: dict[int, bool] = {}
         self.sentence_vectors = index.sentence_vectors()
         self.sentences_of_chunk: list[list[int]] = [[] for _ in index.chunks]
         for i, sentence in enumerate(index.sentences):
             self.sentences_of_chunk[sentence.chunk].append(i)
+
+    def _encode_uncached(self, texts: tuple[str, ...]) -> np.ndarray:
+        vectors = self.embedder.encode_queries(list(texts))
+        vectors.setflags(write=False)  # shared by every caller of the cache
+        return vectors
+
+    def code_only(self, row: int) -> bool:
+        """Chunk `row` is only a code block (a manifest, a command)."""
+        if row not in self._code_only:
+            chunk = self.index.chunks[row]
+            self._code_only[row] = not any(line.strip() for line, _ in chunk.prose_lines())
+        return self._code_only[row]
 
     def search(self, query: QueryAnalysis, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
         timings: dict[str, float] = {}
@@ -104,7 +120,7 @@ class Retriever:
             known = [t for t in tokens if t in self.index.bm25.vocab_dict]
             if known:
                 scores = np.asarray(self.index.bm25.get_scores(known), dtype=np.float32)
-                top = np.argsort(-scores)[:candidates]
+                top = _top(scores, candidates)
                 bm25_scores = {int(i): float(scores[i]) for i in top if scores[i] > 0}
         timings["bm25"] = (time.perf_counter() - t0) * 1000
 
@@ -119,30 +135,13 @@ class Retriever:
                 # English words sit far from Chinese notes in the model's space; their
                 # Chinese names and translations, added to the text, bring it closer.
                 texts.append(query.text + " " + " ".join(expansion))
-            vectors = self.embedder.encode_queries(texts)
+            vectors = self._encode(tuple(texts))
             vector = vectors[-1:]
             if expansion:
                 own_dense = self._best_similarity(vectors[:1])
             timings["embed"] = (time.perf_counter() - t1) * 1000
             t2 = time.perf_counter()
-            sims, ids = self.index.dense.search(vector, candidates)
-            dense_scores = {
-                int(i): float(s) for s, i in zip(sims[0], ids[0], strict=True) if i >= 0
-            }
-            # A chunk is as close as its closest sentence: short facts inside long
-            # sections are otherwise drowned by the rest of the section.
-            if self.index.sentence_dense.ntotal:
-                s_sims, s_ids = self.index.sentence_dense.search(
-                    vector, min(candidates * 4, self.index.sentence_dense.ntotal)
-                )
-                for sim, sid in zip(s_sims[0], s_ids[0], strict=True):
-                    if sid < 0:
-                        continue
-                    row = self.index.sentences[int(sid)].chunk
-                    if float(sim) > dense_scores.get(row, -1.0):
-                        dense_scores[row] = float(sim)
-                best = sorted(dense_scores, key=lambda r: -dense_scores[r])[:candidates]
-                dense_scores = {row: dense_scores[row] for row in best}
+            dense_scores = self._dense(vector, candidates)
             timings["dense"] = (time.perf_counter() - t2) * 1000
         else:
             timings["embed"] = 0.0
@@ -153,7 +152,7 @@ class Retriever:
             self._favour_comparisons(query, fused)
         if not (query.wants_example or query.wants_command):
             for row in fused:
-                if self.code_only[row]:
+                if self.code_only(row):
                     fused[row] *= self.fusion.code_only_factor
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
         token_set = set(tokens)
@@ -185,13 +184,45 @@ class Retriever:
     def tokens_of(self, rows: Sequence[int]) -> list[frozenset[str]]:
         return [self.chunk_tokens[row] for row in rows]
 
+    def _dense(self, vector: np.ndarray, candidates: int) -> dict[int, float]:
+        """The `candidates` chunks closest to the query. A chunk is as close as its closest
+        sentence: short facts inside long sections are otherwise drowned by the rest of
+        the section."""
+        n = self.index.dense.ntotal
+        if n == 0:
+            return {}
+        if self.index.manifest.dense_index == "flat":
+            # Exact (small notes): the sentences are searched as well as the chunks, which
+            # finds a fact in a chunk whose vector is far from the question.
+            sims, ids = self.index.dense.search(vector, min(candidates, n))
+            scores = _scores(sims, ids)
+            sentence_sims = self.sentence_vectors @ vector[0]
+            for sid in _top(sentence_sims, candidates * self.fusion.sentence_pool):
+                row = self.index.sentences[int(sid)].chunk
+                scores[row] = max(scores.get(row, -1.0), float(sentence_sims[sid]))
+            return _best(scores, candidates)
+        # Approximate (HNSW): a global sentence search would need a second index three
+        # times the size of the chunks'. The sentences of a wider pool of chunks are
+        # compared instead; reading them from the memory-mapped matrix costs ~0.1 ms.
+        sims, ids = self.index.dense.search(vector, min(candidates * self.fusion.sentence_pool, n))
+        scores = _scores(sims, ids)
+        rows = list(scores)
+        groups = [self.sentences_of_chunk[row] for row in rows]
+        flat = [i for group in groups for i in group]
+        if flat:
+            sentence_sims = self.sentence_vectors[np.asarray(flat)] @ vector[0]
+            at = 0
+            for row, group in zip(rows, groups, strict=True):
+                if group:
+                    best = float(sentence_sims[at : at + len(group)].max())
+                    at += len(group)
+                    scores[row] = max(scores[row], best)
+        return _best(scores, candidates)
+
     def _best_similarity(self, vector: np.ndarray) -> float:
         """Similarity of the nearest chunk or sentence."""
-        sims, _ = self.index.dense.search(vector, 1)
-        best = float(sims[0][0])
-        if self.index.sentence_dense.ntotal:
-            best = max(best, float(self.index.sentence_dense.search(vector, 1)[0][0][0]))
-        return best
+        scores = self._dense(vector, self.fusion.candidates)
+        return max(scores.values(), default=0.0)
 
     def _favour_comparisons(self, query: QueryAnalysis, fused: dict[int, float]) -> None:
         """A comparison ("ingres 和 servcie 有啥区别") is best answered by a section that
@@ -231,3 +262,19 @@ def _minmax(scores: dict[int, float]) -> dict[int, float]:
     lo, hi = min(scores.values()), max(scores.values())
     span = hi - lo or 1.0
     return {row: (s - lo) / span for row, s in scores.items()}
+
+
+def _scores(sims: np.ndarray, ids: np.ndarray) -> dict[int, float]:
+    return {int(i): float(s) for s, i in zip(sims[0], ids[0], strict=True) if i >= 0}
+
+
+def _best(scores: dict[int, float], k: int) -> dict[int, float]:
+    return {row: scores[row] for row in sorted(scores, key=lambda r: -scores[r])[:k]}
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indexes of the k highest scores, best first, without sorting all of them."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]

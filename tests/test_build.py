@@ -169,3 +169,74 @@ def test_old_builds_are_pruned(hashing_settings: Settings, notes_corpus: Path,
     builds = [p for p in (hashing_settings.index_dir / "builds").iterdir()]
     assert len(builds) <= 2
     shutil.rmtree(hashing_settings.index_dir)
+
+
+def test_a_rebuild_with_nothing_to_embed_never_loads_the_model(
+    hashing_settings: Settings, notes_corpus: Path, tokenizer: Tokenizer
+) -> None:
+    build_index(hashing_settings, HashingEmbedder(), tokenizer)
+    loads: list[int] = []
+
+    def load() -> HashingEmbedder:
+        loads.append(1)
+        return HashingEmbedder()
+
+    build_index(hashing_settings, load, tokenizer)
+    assert loads == []
+    (notes_corpus / "extra.md").write_text("# HPA\n\nHPA 根据 CPU 使用率自动扩缩容。\n", "utf-8")
+    report = build_index(hashing_settings, load, tokenizer)
+    assert loads == [1] and report.embedded == 1
+
+
+def test_vectors_of_an_older_format_are_reused(
+    hashing_settings: Settings, tokenizer: Tokenizer
+) -> None:
+    """A format change rebuilds the index without re-embedding it (hours on big notes)."""
+    build_index(hashing_settings, HashingEmbedder(), tokenizer)
+    build = current_build(hashing_settings.index_dir)
+    assert build is not None
+    # Format 4 kept sentence vectors in a FAISS index.
+    import json
+
+    import faiss
+
+    old = faiss.IndexFlatIP(256)
+    old.add(np.load(build / "sentences.npy"))
+    faiss.write_index(old, str(build / "sentences.faiss"))
+    (build / "sentences.npy").unlink()
+    manifest = json.loads((build / "manifest.json").read_text("utf-8"))
+    manifest["format_version"] = 4
+    (build / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+
+    counting = CountingEmbedder()
+    report = build_index(hashing_settings, counting, tokenizer)
+    assert counting.calls == 0 and report.reused == report.chunks
+    assert load_index(hashing_settings.index_dir).manifest.format_version > 4
+
+
+def test_each_chunk_keeps_its_keyword_tokens_and_the_glossary_names_it_mentions(
+    hashing_settings: Settings, tokenizer: Tokenizer
+) -> None:
+    build_index(hashing_settings, HashingEmbedder(), tokenizer, names=["Ingress", "Kafka"])
+    index = load_index(hashing_settings.index_dir)
+    for row, chunk in enumerate(index.chunks):
+        words = set(tokenizer.tokenize(" ".join(chunk.heading) + "\n" + chunk.text))
+        assert index.terms[row] == words & set(index.bm25.vocab_dict)
+    assert index.terms.document_frequency("ingress") == sum(
+        "ingress" in index.terms[row] for row in range(len(index.chunks))
+    )
+    assert index.names == {"ingress": True, "kafka": False}
+
+
+def test_notes_past_the_exact_size_are_searched_with_hnsw(
+    hashing_settings: Settings, tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("indexer.store.EXACT_MAX_CHUNKS", 10)
+    build_index(hashing_settings, HashingEmbedder(), tokenizer)
+    index = load_index(hashing_settings.index_dir)
+    assert index.manifest.dense_index == "hnsw" and len(index.chunks) > 10
+    assert type(index.dense).__name__ == "IndexHNSWFlat"
+    # On 49 chunks the graph search finds what the exact search finds.
+    vectors = index.vectors()
+    _, found = index.dense.search(vectors[:5], 1)
+    assert found[:, 0].tolist() == [0, 1, 2, 3, 4]

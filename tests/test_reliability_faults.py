@@ -240,7 +240,10 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "bm25-garbage": ("bm25", lambda b: garbage(first_file(b / "bm25"))),
     "bm25-missing": ("bm25", lambda b: shutil.rmtree(b / "bm25")),
     "sentences-truncated": ("sentences.jsonl", lambda b: truncate(b / "sentences.jsonl")),
-    "sentences-faiss-truncated": ("sentences.faiss", lambda b: truncate(b / "sentences.faiss")),
+    "sentence-vectors-truncated": ("sentences.npy", lambda b: truncate(b / "sentences.npy")),
+    "terms-truncated": ("terms.npy", lambda b: truncate(b / "terms.npy")),
+    "terms-offsets-garbage": ("terms.npy", lambda b: garbage(b / "terms_indptr.npy")),
+    "names-truncated": ("names.json", lambda b: truncate(b / "names.json")),
     "english-truncated": ("english.json", lambda b: truncate(b / "english.json")),
     "note-text-missing": ("notes/", lambda b: first_file(b / "notes").unlink()),
 }

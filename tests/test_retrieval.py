@@ -71,7 +71,7 @@ def test_a_bare_manifest_ranks_lower_unless_an_example_is_asked_for(
     plain = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(), plain_fusion)
     retriever = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(),
                           replace_fusion(hashing_settings, 0.2))
-    manifests = {row for row, only in enumerate(retriever.code_only) if only}
+    manifests = {row for row in range(len(index.chunks)) if retriever.code_only(row)}
     assert manifests  # the notes' YAML examples are chunks of their own
 
     def scores(r: Retriever, question: str) -> dict[int, float]:
@@ -86,3 +86,45 @@ def test_a_bare_manifest_ranks_lower_unless_an_example_is_asked_for(
     # Asked for an example, a manifest keeps its full score.
     example = "给我一个 Pod 的 YAML 示例"
     assert scores(retriever, example) == scores(plain, example)
+
+
+class CountingQueries(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def encode_queries(self, texts):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().encode_queries(texts)
+
+
+def test_a_repeated_question_is_not_embedded_again(hashing_settings: Settings) -> None:
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    embedder = CountingQueries()
+    retriever = Retriever(index, embedder, Tokenizer(), Glossary.load(),
+                          FusionConfig.from_settings(hashing_settings))
+    first = retriever.search(read(index, "Pod 是什么？"))
+    again = retriever.search(read(index, "Pod 是什么？"))
+    assert embedder.calls == 1
+    assert [h.row for h in first.hits] == [h.row for h in again.hits]
+    retriever.search(read(index, "Service 是什么？"))
+    assert embedder.calls == 2
+
+
+def test_approximate_search_still_finds_a_chunk_by_its_sentences(
+    hashing_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the exact size, sentences are compared for the chunks the HNSW search brings."""
+    monkeypatch.setattr("indexer.store.EXACT_MAX_CHUNKS", 10)
+    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    index = load_index(hashing_settings.index_dir)
+    assert index.manifest.dense_index == "hnsw"
+    retriever = Retriever(index, HashingEmbedder(), Tokenizer(), Glossary.load(),
+                          FusionConfig.from_settings(hashing_settings))
+    sentence = next(s for s in index.sentences if "敏感信息" in s.text)
+    asked = sentence.embedding_text(index.chunks[sentence.chunk])
+    hits = retriever.search(read(index, asked), "dense", 3).hits
+    assert hits[0].row == sentence.chunk
+    # The chunk scores as its closest sentence: the sentence itself.
+    assert hits[0].dense == pytest.approx(1.0, abs=1e-3)
