@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -21,8 +22,13 @@ from indexer.reading import scan_corpus
 from indexer.sentences import SentenceRecord, split_sentences
 from indexer.settings import Settings
 from indexer.store import (
+    FORMAT_VERSION,
     FileEntry,
+    IndexNotFoundError,
     Manifest,
+    PreviousVectors,
+    StoredIndex,
+    load_index,
     names_found,
     previous_vectors,
     publish,
@@ -78,6 +84,81 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def pipeline_fingerprint(settings: Settings, validator: ManifestValidator | None) -> str:
+    """Everything besides a note's bytes that decides its chunks, examples and tokens: the
+    settings, the index format and the indexer's own code and word lists. A build whose
+    fingerprint matches the previous one reuses its unchanged notes as they are."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([
+        FORMAT_VERSION, settings.chunk_chars, settings.heading_weight,
+        settings.kubernetes_version, validator is not None,
+    ]).encode())
+    package = Path(__file__).parent
+    for path in sorted([*package.glob("*.py"), *(package / "data").glob("*")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+Reused = list[tuple[Chunk, list[YamlExample], list[CommandExample], list[str]]]
+
+
+class _UnchangedNotes:
+    """The previous build, as a source of notes that have not changed since."""
+
+    def __init__(self, old: StoredIndex | None):
+        self.old = old
+        self.rows: dict[str, list[int]] = {}
+        if old is not None:
+            for row, chunk in enumerate(old.chunks):
+                self.rows.setdefault(chunk.source, []).append(row)
+
+    @classmethod
+    def of(cls, index_dir: Path, pipeline: str) -> _UnchangedNotes:
+        try:
+            old = load_index(index_dir)
+        except (IndexNotFoundError, OSError, ValueError, KeyError):
+            return cls(None)
+        return cls(old if old.manifest.pipeline == pipeline else None)
+
+    def take(self, path: str, sha256: str, root: int) -> Reused | None:
+        old = self.old
+        if old is None:
+            return None
+        entry = old.manifest.files.get(path)
+        if entry is None or entry.sha256 != sha256 or entry.root != root:
+            return None
+        return [
+            (
+                old.chunks[row],
+                [old.yaml[i] for i in old.chunks[row].yaml_ids],
+                [old.commands[i] for i in old.chunks[row].command_ids],
+                old.terms.tokens(row),
+            )
+            for row in self.rows.get(path, [])
+        ]
+
+    def vectors(self, model: str) -> PreviousVectors | None:
+        old = self.old
+        if old is None or old.manifest.model != model:
+            return None
+        texts = [c.embedding_text() for c in old.chunks] + [
+            s.embedding_text(old.chunks[s.chunk]) for s in old.sentences
+        ]
+        vectors = np.vstack([old.vectors(), old.sentence_vectors()])
+        return PreviousVectors(old.manifest.dimension, frozenset(old.manifest.files), texts,
+                               vectors)
+
+    def english_for(self, vocabulary: set[str]) -> EnglishToChinese | None:
+        """The previous English table when the vocabulary is the same (it is built from
+        the vocabulary alone)."""
+        old = self.old
+        if old is None or old.english is None:
+            return None
+        # bm25s keeps "" in its vocabulary besides the corpus's words.
+        known = old.bm25.vocab_dict.keys() - {""}
+        return old.english if vocabulary - {""} == known else None
+
+
 class _LazyEmbedder:
     """Loads the model the first time a text needs embedding: a rebuild that reuses every
     vector never pays the model's load (seconds, and most of the memory)."""
@@ -131,20 +212,40 @@ def build_index(
     chunks: list[Chunk] = []
     examples: list[YamlExample] = []
     commands: list[CommandExample] = []
+    tokens: list[list[str]] = []
     files: dict[str, FileEntry] = {}
     notes: dict[str, str] = {}
     root_ids = {str(Path(r).resolve()): i for i, r in enumerate(roots)}
+    pipeline = pipeline_fingerprint(settings, validator)
+    unchanged = _UnchangedNotes.of(settings.index_dir, pipeline)
     for doc in scan.documents:
-        drafts = chunk_document(doc, settings.chunk_chars)
-        for draft in drafts:
-            found = extract_code(draft.codes, draft.source, validator)
-            yaml_ids = tuple(range(len(examples), len(examples) + len(found.yaml)))
-            command_ids = tuple(range(len(commands), len(commands) + len(found.commands)))
-            examples.extend(found.yaml)
-            commands.extend(found.commands)
-            start, end = draft.line_range
-            chunks.append(
-                Chunk(
+        root = root_ids.get(str(Path(doc.root).resolve()), 0)
+        reused = unchanged.take(doc.path, doc.sha256, root)
+        if reused is not None:
+            # A note whose bytes did not change: its chunks, examples and tokens as they
+            # were (no parsing, YAML checking or jieba).
+            for chunk, found_yaml, found_commands, chunk_tokens in reused:
+                chunks.append(replace(
+                    chunk,
+                    yaml_ids=tuple(range(len(examples), len(examples) + len(found_yaml))),
+                    command_ids=tuple(
+                        range(len(commands), len(commands) + len(found_commands))
+                    ),
+                ))
+                examples.extend(found_yaml)
+                commands.extend(found_commands)
+                tokens.append(chunk_tokens)
+            count = len(reused)
+        else:
+            drafts = chunk_document(doc, settings.chunk_chars)
+            for draft in drafts:
+                found = extract_code(draft.codes, draft.source, validator)
+                yaml_ids = tuple(range(len(examples), len(examples) + len(found.yaml)))
+                command_ids = tuple(range(len(commands), len(commands) + len(found.commands)))
+                examples.extend(found.yaml)
+                commands.extend(found.commands)
+                start, end = draft.line_range
+                chunk = Chunk(
                     id=draft.id,
                     source=draft.source,
                     heading=draft.heading,
@@ -155,10 +256,10 @@ def build_index(
                     command_ids=command_ids,
                     table_rows=draft.table_rows,
                 )
-            )
-        files[doc.path] = FileEntry(
-            doc.sha256, doc.encoding, root_ids.get(str(Path(doc.root).resolve()), 0), len(drafts)
-        )
+                chunks.append(chunk)
+                tokens.append(bm25_tokens(chunk, tokenizer, settings.heading_weight))
+            count = len(drafts)
+        files[doc.path] = FileEntry(doc.sha256, doc.encoding, root, count)
         notes[doc.sha256] = doc.text
 
     sentences: list[SentenceRecord] = [
@@ -167,7 +268,7 @@ def build_index(
 
     model_name = settings.model
     # Vectors from another model cannot be reused; previous_vectors checks.
-    old = previous_vectors(settings.index_dir, model_name)
+    old = unchanged.vectors(model_name) or previous_vectors(settings.index_dir, model_name)
     reusable: dict[str, np.ndarray] = {}
     if old is not None:
         reusable = {embed_key(t): v for t, v in zip(old.texts, old.vectors, strict=True)}
@@ -214,9 +315,10 @@ def build_index(
         yaml_count=len(examples),
         command_count=len(commands),
         corpus_roots=[str(Path(r).resolve()) for r in roots],
+        pipeline=pipeline,
     )
-    tokens = [bm25_tokens(c, tokenizer, settings.heading_weight) for c in chunks]
-    english = EnglishToChinese.for_vocabulary({t for doc in tokens for t in doc})
+    vocabulary = {t for doc in tokens for t in doc}
+    english = unchanged.english_for(vocabulary) or EnglishToChinese.for_vocabulary(vocabulary)
     build = write_build(
         settings.index_dir, manifest, chunks, examples, vectors, tokens, sentences,
         sentence_vectors, english, notes, commands,

@@ -109,6 +109,9 @@ class Manifest:
     corpus_roots: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
     dense_index: str = "flat"  # "flat" (exact) or "hnsw", see EXACT_MAX_CHUNKS
+    # What else decided the chunks (indexer.build.pipeline_fingerprint): a rebuild with
+    # the same reuses unchanged notes without parsing them again.
+    pipeline: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

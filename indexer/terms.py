@@ -1,9 +1,10 @@
-"""Each chunk's distinct keyword tokens, stored at index time as BM25 vocabulary ids.
+"""Each chunk's keyword tokens, stored at index time as BM25 vocabulary ids and counts.
 
 The service needs them for a handful of chunks per question (which query words a cited
 chunk contains, how much of the question the top chunks cover) and their document
 frequencies for idf. Re-tokenizing the corpus at start-up took over a minute at 100k
-chunks; this table is two memory-mapped arrays (CSR: ``indptr`` and ``ids``).
+chunks; this table is three memory-mapped arrays (CSR: ``indptr``, ``ids``, ``counts``).
+A rebuild takes an unchanged note's tokens from here instead of running jieba again.
 """
 
 from __future__ import annotations
@@ -17,18 +18,25 @@ import numpy as np
 
 IDS = "terms.npy"
 INDPTR = "terms_indptr.npy"
+COUNTS = "terms_counts.npy"
 
 
 def write_terms(folder: Path, documents: Sequence[Sequence[str]], vocab: Mapping[str, int]) -> None:
-    """Store each document's distinct tokens (those in `vocab`) as sorted ids."""
+    """Store each document's tokens (those in `vocab`) as sorted ids with their counts."""
     indptr = np.zeros(len(documents) + 1, dtype=np.int64)
-    rows: list[np.ndarray] = []
+    ids: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
     for i, tokens in enumerate(documents):
-        ids = np.unique(np.fromiter((vocab[t] for t in tokens if t in vocab), dtype=np.int32))
-        rows.append(ids)
-        indptr[i + 1] = indptr[i] + len(ids)
-    flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
-    np.save(folder / IDS, flat.astype(np.int32, copy=False))
+        found, times = np.unique(
+            np.fromiter((vocab[t] for t in tokens if t in vocab), dtype=np.int32),
+            return_counts=True,
+        )
+        ids.append(found)
+        counts.append(times)
+        indptr[i + 1] = indptr[i] + len(found)
+    empty = np.zeros(0, dtype=np.int32)
+    np.save(folder / IDS, np.concatenate(ids).astype(np.int32) if ids else empty)
+    np.save(folder / COUNTS, np.concatenate(counts).astype(np.int32) if counts else empty)
     np.save(folder / INDPTR, indptr)
 
 
@@ -37,6 +45,7 @@ class ChunkTerms:
 
     def __init__(self, folder: Path, vocab: Mapping[str, int], cache_size: int = 4096):
         self.ids = np.load(folder / IDS, mmap_mode="r")
+        self.counts = np.load(folder / COUNTS, mmap_mode="r")
         self.indptr = np.load(folder / INDPTR, mmap_mode="r")
         self.vocab = vocab
         words = [""] * (max(vocab.values(), default=-1) + 1)
@@ -57,9 +66,21 @@ class ChunkTerms:
         ids = self.ids[self.indptr[row] : self.indptr[row + 1]]
         return frozenset(self._words[i] for i in ids.tolist())
 
+    def tokens(self, row: int) -> list[str]:
+        """Chunk `row`'s tokens with their repeats, in no particular order (what BM25
+        needs of it)."""
+        start, end = int(self.indptr[row]), int(self.indptr[row + 1])
+        return [
+            self._words[i]
+            for i, times in zip(self.ids[start:end].tolist(), self.counts[start:end].tolist(),
+                                strict=True)
+            for _ in range(times)
+        ]
+
     def valid(self, vocab_size: int) -> bool:
         return (
-            int(self.indptr[0]) == 0
+            len(self.counts) == len(self.ids)
+            and int(self.indptr[0]) == 0
             and int(self.indptr[-1]) == len(self.ids)
             and bool(np.all(np.diff(self.indptr) >= 0))
             and (len(self.ids) == 0 or int(np.max(self.ids)) < vocab_size)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from indexer.build import BuildError, build_index
+from indexer.chunking import chunk_document
 from indexer.embedding import HashingEmbedder
 from indexer.manifest_schema import ManifestValidator
 from indexer.settings import Settings
@@ -240,3 +241,58 @@ def test_notes_past_the_exact_size_are_searched_with_hnsw(
     vectors = index.vectors()
     _, found = index.dense.search(vectors[:5], 1)
     assert found[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_an_unchanged_note_is_taken_from_the_previous_build_as_it_was(
+    hashing_settings: Settings, notes_corpus: Path, tokenizer: Tokenizer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (notes_corpus / "extra.md").write_text(
+        "# HPA\n\nHPA 根据 CPU 使用率自动扩缩容。\n\n```yaml\napiVersion: v1\nkind: Pod\n"
+        "metadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: nginx\n```\n",
+        "utf-8",
+    )
+    build_index(hashing_settings, HashingEmbedder(), tokenizer, ManifestValidator())
+    first = load_index(hashing_settings.index_dir)
+    parsed: list[str] = []
+    real = chunk_document
+
+    def spy(doc, chunk_chars):  # type: ignore[no-untyped-def]
+        parsed.append(doc.path)
+        return real(doc, chunk_chars)
+
+    monkeypatch.setattr("indexer.build.chunk_document", spy)
+    note = notes_corpus / "k8s-notes.md"
+    note.write_text(note.read_text("utf-8") + "\n## 新节\n\n新增的一段说明文字。\n", "utf-8")
+    build_index(hashing_settings, HashingEmbedder(), tokenizer, ManifestValidator())
+    assert parsed == ["k8s-notes.md"]  # extra.md was not parsed again
+    second = load_index(hashing_settings.index_dir)
+    # The reused note's chunks, examples and keyword tokens are the ones a fresh parse makes.
+    monkeypatch.setattr("indexer.build.chunk_document", real)
+    fresh_settings = hashing_settings.model_copy(
+        update={"index_dir": hashing_settings.index_dir.parent / "fresh"}
+    )
+    build_index(fresh_settings, HashingEmbedder(), tokenizer, ManifestValidator())
+    fresh = load_index(fresh_settings.index_dir)
+    assert second.chunks == fresh.chunks and second.yaml == fresh.yaml
+    assert second.commands == fresh.commands and second.sentences == fresh.sentences
+    assert [sorted(second.terms.tokens(r)) for r in range(len(second.chunks))] == [
+        sorted(fresh.terms.tokens(r)) for r in range(len(fresh.chunks))
+    ]
+    assert second.bm25.vocab_dict == fresh.bm25.vocab_dict
+    assert len(first.chunks) < len(second.chunks)
+
+
+def test_a_changed_setting_parses_every_note_again(
+    hashing_settings: Settings, tokenizer: Tokenizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_index(hashing_settings, HashingEmbedder(), tokenizer)
+    parsed: list[str] = []
+    real = chunk_document
+    monkeypatch.setattr(
+        "indexer.build.chunk_document",
+        lambda doc, chars: parsed.append(doc.path) or real(doc, chars),
+    )
+    build_index(hashing_settings.model_copy(update={"chunk_chars": 200}), HashingEmbedder(),
+                tokenizer)
+    assert parsed == ["k8s-notes.md"]
