@@ -21,8 +21,8 @@ from bench.common import (
 )
 
 # "片段 2927（新嵌入 3，复用 2924）" and "句子 8000（新嵌入 5）" in the CLI's build report.
-_CHUNKS = re.compile(r"片段\s*(\d+)（新嵌入\s*(\d+)，复用\s*(\d+)）")
-_SENTENCES = re.compile(r"句子\s*(\d+)（新嵌入\s*(\d+)）")
+_CHUNKS = re.compile(r"片段[\s│|]*(\d+)（新嵌入\s*(\d+)，复用\s*(\d+)）")
+_SENTENCES = re.compile(r"句子[\s│|]*(\d+)（新嵌入\s*(\d+)）")
 EDIT = (
     "\n\n## 基准测试追加的一节\n\n"
     "这一节是基准测试在增量重建前追加的，用来测量只改一个文件时的重建时间。\n"
@@ -70,6 +70,8 @@ def bench_corpus(opts: Options, name: str, corpus: Path, embedder: object) -> Js
             cold.append(t.seconds)
             peak["cold"].append(t.max_rss_mb)
             counts = build_counts(index_dir)
+            if run == 0:
+                texts = _texts(index_dir)  # those of the cold build, before the edit
             say(f"build {name}: run {run + 1}/{opts.runs} no-change rebuild")
             t = index_corpus(opts, [copy], index_dir)
             nochange.append(t.seconds)
@@ -83,8 +85,6 @@ def bench_corpus(opts: Options, name: str, corpus: Path, embedder: object) -> Js
             incr.append(t.seconds)
             peak["incremental"].append(t.max_rss_mb)
             incr_reports.append(_report(t.stdout))
-            if run == 0:
-                texts = _texts(index_dir)
             say(f"build {name}: run {run + 1}/{opts.runs} raw encode of {len(texts)} texts")
             start = time.perf_counter()
             embedder.encode_passages(texts)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,6 @@ class Options:
     soak_questions: int
     baseline_max_chunks: int
     baseline_sample: int
-    log: list[str] = field(default_factory=list)
 
 
 def say(message: str) -> None:

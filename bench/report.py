@@ -130,7 +130,9 @@ def scale_section(part: Json) -> list[str]:
                "analysed questions and query vectors.")
     out.append("")
     rows = []
-    for s in part["sizes"]:
+    failed = [s for s in part["sizes"] if "error" in s]
+    sizes = [s for s in part["sizes"] if "error" not in s]
+    for s in sizes:
         b = s.get("baseline", {})
         base_search = _pct(b["stages_ms"]["search"]) if "stages_ms" in b else b.get(
             "skipped", "–")
@@ -153,11 +155,11 @@ def scale_section(part: Json) -> list[str]:
                    "RSS MB start → after", "index MB", "cold start", "synthetic build",
                    "FAISS index", "recall@10 vs exact"], rows)
     out += ["### Per stage at each size (ms, p50 / p95 / p99)", ""]
-    keys = [k for k in STAGES if any(k in s["stages_ms"] for s in part["sizes"])]
+    keys = [k for k in STAGES if any(k in s["stages_ms"] for s in sizes)]
     out += _table(["chunks", *keys],
-                  [[s["size"], *(_pct(s["stages_ms"].get(k)) for k in keys)]
-                   for s in part["sizes"]])
-    return out
+                  [[s["size"], *(_pct(s["stages_ms"].get(k)) for k in keys)] for s in sizes])
+    out += [f"- **{s['size']:,} chunks failed**: {s['error']}" for s in failed]
+    return out + ([""] if failed else [])
 
 
 def concurrency_section(part: Json) -> list[str]:

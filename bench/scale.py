@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,24 @@ def in_process(opts: Options, source: Any, index_dir: Path, size: int, noise: fl
     return out
 
 
+def _one_size(opts: Options, source_dir: Path, source: Any, size: int, noise: float,
+              scale_runs: int | None, embedder: Any, asked: list[str],
+              queries: list[baseline.Query]) -> Json:
+    index_dir, meta = synthetic.build(source_dir, size, opts.work_dir, noise)
+    runs = scale_runs or (opts.runs if size <= BIG else 1)
+    say(f"scale {size}: serving ({runs} runs)")
+    served = latency.serve_and_ask(opts, index_dir, opts.work_dir / "scale-serve", runs,
+                                   embedder, asked)
+    extra = in_process(opts, source, index_dir, size, noise, queries)
+    row: Json = {"size": size, "build": meta, **served, **extra}
+    b = extra.get("baseline", {})
+    if "stages_ms" in b:
+        row["speedup_search_p50"] = round(
+            b["stages_ms"]["search"]["p50"]
+            / max(served["stages_ms"].get("search", {}).get("p50", float("nan")), 1e-9), 2)
+    return row
+
+
 def run(opts: Options, noise: float = 0.1, scale_runs: int | None = None) -> Json:
     from indexer.store import load_index
 
@@ -105,19 +124,12 @@ def run(opts: Options, noise: float = 0.1, scale_runs: int | None = None) -> Jso
     queries = baseline.prepare(baseline.analyzer_for(source), embedder, asked)
     sizes: list[Json] = []
     for size in opts.sizes:
-        index_dir, meta = synthetic.build(source_dir, size, opts.work_dir, noise)
-        runs = scale_runs or (opts.runs if size <= BIG else 1)
-        say(f"scale {size}: serving ({runs} runs)")
-        served = latency.serve_and_ask(opts, index_dir, opts.work_dir / "scale-serve", runs,
-                                       embedder, asked)
-        extra = in_process(opts, source, index_dir, size, noise, queries)
-        row: Json = {"size": size, "build": meta, **served, **extra}
-        b = extra.get("baseline", {})
-        if "stages_ms" in b:
-            row["speedup_search_p50"] = round(
-                b["stages_ms"]["search"]["p50"]
-                / max(served["stages_ms"].get("search", {}).get("p50", float("nan")), 1e-9), 2)
-        sizes.append(row)
+        try:
+            sizes.append(_one_size(opts, source_dir, source, size, noise, scale_runs,
+                                   embedder, asked, queries))
+        except Exception as exc:  # e.g. out of memory at 1M: keep the other sizes' figures
+            traceback.print_exc()
+            sizes.append({"size": size, "error": f"{type(exc).__name__}: {exc}"[:500]})
         gc.collect()
     return {"source_index": str(source_dir), "source_chunks": len(source.chunks),
             "noise": noise, "sizes": sizes}
