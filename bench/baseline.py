@@ -7,6 +7,7 @@ the same analysed questions and query vectors as the service's Retriever."""
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +86,9 @@ class Baseline:
         self.build_s = time.perf_counter() - t
         gc.collect()
         self.bm25_mb = own_rss_mb() - before
+        # RSS can understate it (memory freed earlier is reused): the dicts' own size too.
+        self.bm25_dicts_mb = (sum(sys.getsizeof(d) for d in self.bm25.doc_freqs)
+                              + sys.getsizeof(self.bm25.idf)) / 2**20
         self.vectors = vectors
         self.sentence_vectors = sentence_vectors
         self.sentence_chunk = sentence_chunk
@@ -138,6 +142,7 @@ def measure(baseline: Baseline, queries: Sequence[Query]) -> Json:
         "questions": len(queries),
         "build_bm25_s": round(baseline.build_s, 3),
         "bm25_rss_mb": round(baseline.bm25_mb, 1),
+        "bm25_dicts_mb": round(baseline.bm25_dicts_mb, 1),
         "stages_ms": {k: summary(v) for k, v in stages.items()},
     }
 

@@ -115,7 +115,8 @@ def _search_rows(service: Json, base: Json, chunks: int) -> list[str]:
     rows.append(["**speed-up (p50 search)**", f"{_f(b / s if s else float('nan'), 2)}×", ""])
     out = [f"{chunks:,} chunks, {base['questions']} questions. Baseline = `rank_bm25.BM25Okapi` "
            f"over the same tokens (built in {_f(base['build_bm25_s'], 2)} s, "
-           f"+{_f(base['bm25_rss_mb'], 0)} MB RSS) + numpy brute-force cosine over the same "
+           f"+{_f(base['bm25_rss_mb'], 0)} MB RSS, its dicts "
+           f"{_f(base.get('bm25_dicts_mb'), 0)} MB) + numpy brute-force cosine over the same "
            "chunk and sentence vectors, fused the service's way.", ""]
     return out + _table(["ms", "service p50 / p95 / p99", "**baseline** p50 / p95 / p99"], rows)
 
@@ -134,8 +135,10 @@ def scale_section(part: Json) -> list[str]:
     sizes = [s for s in part["sizes"] if "error" not in s]
     for s in sizes:
         b = s.get("baseline", {})
-        base_search = _pct(b["stages_ms"]["search"]) if "stages_ms" in b else b.get(
-            "skipped", "–")
+        base_search = (
+            f"{_pct(b['stages_ms']['search'])} ({b['questions']} q; BM25 dicts "
+            f"{_f(b.get('bm25_dicts_mb'), 0)} MB)" if "stages_ms" in b
+            else b.get("skipped", "–"))
         faiss = ", ".join(f"{k}: {v}" for k, v in s.get("faiss", {}).items())
         recall = ", ".join(f"{k} {v}" for k, v in s.get("recall_at_10", {}).items())
         build = s["build"]

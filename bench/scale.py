@@ -74,9 +74,18 @@ def in_process(opts: Options, source: Any, index_dir: Path, size: int, noise: fl
     out: Json = {"faiss": index_types(build)}
     say(f"scale {size}: recall@10 of the built indexes against exact search")
     recall: Json = {}
-    for name, matrix in (("dense.faiss", vectors), ("sentences.faiss", sentence_vectors)):
-        if (build / name).exists():
-            recall[name] = recall_at_10(build, name, matrix, qv)
+    import faiss
+
+    for path in _dense_files(build):
+        try:
+            ntotal = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+                                      ).ntotal
+        except RuntimeError:
+            ntotal = faiss.read_index(str(path)).ntotal
+        matrix = (vectors if ntotal == len(vectors)
+                  else sentence_vectors if ntotal == len(sentence_vectors) else None)
+        if matrix is not None:
+            recall[path.name] = recall_at_10(build, path.name, matrix, qv)
     out["recall_at_10"] = recall
     candidates, dense_weight = baseline.fusion_settings()
     if size > opts.baseline_max_chunks:
@@ -131,5 +140,23 @@ def run(opts: Options, noise: float = 0.1, scale_runs: int | None = None) -> Jso
             traceback.print_exc()
             sizes.append({"size": size, "error": f"{type(exc).__name__}: {exc}"[:500]})
         gc.collect()
+    _estimate_skipped(sizes)
     return {"source_index": str(source_dir), "source_chunks": len(source.chunks),
             "noise": noise, "sizes": sizes}
+
+
+def _estimate_skipped(sizes: list[Json]) -> None:
+    """For sizes whose baseline was skipped: its BM25 memory extrapolated linearly from the
+    largest size measured (rank_bm25 keeps one dict per document)."""
+    measured = [s for s in sizes if "bm25_dicts_mb" in s.get("baseline", {})]
+    if not measured:
+        return
+    ref = max(measured, key=lambda s: s["size"])
+    b_ref = ref["baseline"]
+    per_chunk = max(b_ref["bm25_rss_mb"], b_ref["bm25_dicts_mb"]) / ref["size"]
+    for s in sizes:
+        b = s.get("baseline", {})
+        if "skipped" in b:
+            b["estimated_bm25_rss_mb"] = round(per_chunk * s["size"])
+            b["skipped"] += (f"; rank_bm25 would need ~{b['estimated_bm25_rss_mb']:,} MB "
+                             f"(linear from {ref['size']:,} chunks)")
