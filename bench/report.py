@@ -146,10 +146,11 @@ def scale_section(part: Json) -> list[str]:
             s["size"], s["build"].get("sentences", "?"), s["runs"],
             _pct(s["ask_ms"]), _pct(s["stages_ms"].get("search")),
             _pct(s["embed_alone_ms"]), base_search,
-            f"{_f(s.get('speedup_search_p50'), 2)}×",
+            f"{_f(s['speedup_search_p50'], 2)}×" if "speedup_search_p50" in s else "–",
             f"{_f(s['rss_after_start_mb'], 0)} → {_f(s['rss_after_questions_mb'], 0)}",
             _f(s["index_mb"]), f"{_f(s['cold_start_s'], 1)} s",
-            f"{_f(build['build_s'])} s" + (" (cached)" if build.get("cached") else ""),
+            f"{_f(build['build_s'])} s, peak {_f(build.get('peak_rss_mb'), 0)} MB"
+            + (" (cached)" if build.get("cached") else ""),
             faiss, recall,
         ])
     out += _table(["chunks", "sentences", "server runs", "/ask ms p50/p95/p99",
