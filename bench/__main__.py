@@ -5,6 +5,11 @@
 
 Parts (`--only`, comma-separated; default all): build, latency, scale, concurrency, soak.
 A part re-run replaces only its own figures in the JSON; the Markdown is rendered from all.
+Rough durations on 2 quiet cores with the defaults (--runs 3, 200 questions): build 15-25
+min (three cold handbook builds and three raw encodes), latency 5 min (+3 min the first
+time, to index corpus/ + handbook into --work-dir), scale 10k 3 min, 100k 5-8 min, 1M 30-60
+min (synthetic build ~5 min and ~12 GB once, then a cold start that tokenises 1M chunks),
+concurrency 5 min, soak 3 min. Quick check: --only scale --sizes 3000 --questions 20.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ def _ints(text: str) -> list[int]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--handbook", type=Path,
                    help="the Kubernetes handbook folder (read, never copied into the repo)")
     p.add_argument("--corpus", type=Path, default=ROOT / "corpus")

@@ -49,8 +49,11 @@ def ask_sequential(base: str, asked: Sequence[str]) -> tuple[list[float], dict[s
                 continue
             body = r.json()
             found += bool(body.get("found"))
-            for key, value in (body.get("timings_ms") or {}).items():
+            timings = body.get("timings_ms") or {}
+            for key, value in timings.items():
                 stages.setdefault(key, []).append(float(value))
+            if "total" in timings:  # HTTP, validation, storing the question, logging
+                stages.setdefault("outside_pipeline", []).append(total[-1] - timings["total"])
     return total, stages, found, errors
 
 

@@ -51,7 +51,11 @@ def _stage_rows(served: Json) -> list[list[Any]]:
     stages = served.get("stages_ms", {})
     rows: list[list[Any]] = [["/ask round trip (HTTP)", _pct(served.get("ask_ms"))]]
     rows += [[f"timings_ms.{k}", _pct(stages[k])] for k in STAGES if k in stages]
-    rows += [[f"timings_ms.{k}", _pct(v)] for k, v in stages.items() if k not in STAGES]
+    rows += [[f"timings_ms.{k}", _pct(v)] for k, v in stages.items()
+             if k not in STAGES and k != "outside_pipeline"]
+    if "outside_pipeline" in stages:
+        rows.append(["round trip − timings_ms.total (HTTP, middleware, storing the question)",
+                     _pct(stages["outside_pipeline"])])
     rows.append(["**baseline: query embedding alone** (`encode_queries([q])`, this process)",
                  _pct(served.get("embed_alone_ms"))])
     rows.append(["**baseline: GET /healthz** (HTTP floor)", _pct(served.get("healthz_ms"))])
