@@ -238,14 +238,19 @@ def corpus_key(roots: Sequence[Path]) -> str:
 
 def real_index(opts: Options) -> Path:
     """The index of corpus/ plus the handbook (both question sets have their notes there),
-    built once in the work folder (`notesqa index` is incremental: a re-run reuses it)."""
+    in the work folder. `notesqa index` runs every time: it is incremental (a no-change
+    rebuild takes seconds) and rebuilds an index of an older format."""
     roots = [opts.corpus] + ([opts.handbook] if opts.handbook else [])
     index_dir = opts.work_dir / f"real-{corpus_key(roots)}" / "index"
     index_dir.parent.mkdir(parents=True, exist_ok=True)
-    if not (index_dir / "current").exists():
-        say(f"building the real index of {', '.join(map(str, roots))} -> {index_dir}")
+    if index_dir not in _INDEXED:
+        say(f"indexing {', '.join(map(str, roots))} -> {index_dir} (incremental)")
         index_corpus(opts, roots, index_dir)
+        _INDEXED.add(index_dir)
     return index_dir
+
+
+_INDEXED: set[Path] = set()
 
 
 @dataclass

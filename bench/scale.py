@@ -46,7 +46,11 @@ def recall_at_10(build: Path, name: str, exact: np.ndarray, queries: np.ndarray)
     as the exact 10th (to 1e-5) is a hit, since replicas can be equally close."""
     import faiss
 
-    idx = faiss.read_index(str(build / name))
+    import indexer.store as store
+
+    # As the service reads it: the store's own reader sets its search parameters (efSearch).
+    reader = getattr(store, "_read_dense", None)
+    idx = reader(build / name) if reader is not None else faiss.read_index(str(build / name))
     _, got = idx.search(queries, 10)
     del idx
     hits = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -67,12 +68,16 @@ def layout(n_chunks: int, source_sentence_chunks: np.ndarray, base_n: int) -> La
 
 
 def source_key(source_dir: Path) -> str:
-    """The source build and the store code that writes: either changing rebuilds."""
+    """What the source index holds (its notes' hashes, model, format; not its build time:
+    `notesqa index` publishes a new build even when nothing changed) and the store code that
+    writes: a change to either builds the synthetic indexes anew."""
     import indexer.store
 
-    build = (source_dir / "current").resolve().name
-    code = hashlib.sha256(Path(indexer.store.__file__).read_bytes()).hexdigest()[:8]
-    return f"{build}-{code}"
+    manifest = json.loads((source_dir / "current" / "manifest.json").read_text("utf-8"))
+    content = {k: v for k, v in manifest.items() if k not in ("built_at", "build_seconds")}
+    h = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
+    h.update(Path(indexer.store.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def vectors_for(source: Any, lay: Layout, noise: float) -> tuple[np.ndarray, np.ndarray]:
@@ -148,11 +153,14 @@ def build_here(source_dir: Path, size: int, work_dir: Path, noise: float) -> Non
     index_dir.mkdir(parents=True, exist_ok=True)
     say(f"scale: writing {size} chunks, {len(sentences)} sentences")
     t = time.perf_counter()
+    extra: Json = {}
+    if "names" in inspect.signature(write_build).parameters and hasattr(source, "names"):
+        extra["names"] = source.names  # replicas hold the same texts: the same names occur
     written = write_build(
         index_dir=index_dir, manifest=manifest, chunks=chunks, examples=source.yaml,
         vectors=vectors, bm25_tokens=tokens, sentences=sentences,
         sentence_vectors=sentence_vectors, english=source.english, notes=notes,
-        commands=source.commands,
+        commands=source.commands, **extra,
     )
     publish(index_dir, written)
     write_s = time.perf_counter() - t
