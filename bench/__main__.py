@@ -8,7 +8,8 @@ A part re-run replaces only its own figures in the JSON; the Markdown is rendere
 Rough durations on 2 quiet cores with the defaults (--runs 3, 200 questions): build 15-25
 min (three cold handbook builds and three raw encodes), latency 5 min (+3 min the first
 time, to index corpus/ + handbook into --work-dir), scale 10k 3 min, 100k 5-8 min, 1M 30-60
-min (synthetic build ~5 min and ~12 GB once, then a cold start that tokenises 1M chunks),
+min (synthetic build ~5 min and ~12 GB once; the cold start dominates where the index
+does not store per-chunk tokens: 262 s at 100k on a busy machine with format 4),
 concurrency 5 min, soak 3 min. Quick check: --only scale --sizes 3000 --questions 20.
 """
 
