@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTESQA = Path(sys.executable).parent / "notesqa"
@@ -220,7 +221,7 @@ def index_corpus(opts: Options, roots: Sequence[Path], index_dir: Path) -> Timed
 
 def build_counts(index_dir: Path) -> Json:
     manifest = json.loads((index_dir / "current" / "manifest.json").read_text("utf-8"))
-    sentences = sum(1 for _ in (index_dir / "current" / "sentences.jsonl").open(encoding="utf-8"))
+    sentences = len(np.load(index_dir / "current" / "sentence_rows.npy", mmap_mode="r"))
     return {"files": len(manifest["files"]), "chunks": manifest["chunk_count"],
             "sentences": sentences, "yaml": manifest["yaml_count"]}
 

@@ -7,7 +7,12 @@ fact inside a long section can still be found.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import overload
+
+import numpy as np
 
 from indexer.types import Chunk
 
@@ -64,3 +69,76 @@ def split_sentences(chunk: Chunk, row: int) -> list[SentenceRecord]:
             if len(piece) >= MIN_CHARS and not _LABEL_ONLY.match(piece):
                 result.append(SentenceRecord(row, len(result), number, piece))
     return result
+
+
+class SentenceTable(Sequence[SentenceRecord]):
+    """The index's sentences, read on demand from three files of the build (a 100k-chunk
+    index has ~300k sentences: parsing them as JSON at start-up took seconds and ~100 MB).
+
+        sentence_rows.npy           (n, 3) int32: chunk row, order, source line
+        sentence_text.bin           the texts, UTF-8, one after another
+        sentence_text_offsets.npy   (n + 1) int64 byte offsets into it
+
+    Sentences are stored in chunk order, so a chunk's sentences are one contiguous range.
+    """
+
+    ROWS = "sentence_rows.npy"
+    TEXT = "sentence_text.bin"
+    OFFSETS = "sentence_text_offsets.npy"
+
+    def __init__(self, folder: Path):
+        self._rows = np.load(folder / self.ROWS, mmap_mode="r")
+        self._offsets = np.load(folder / self.OFFSETS, mmap_mode="r")
+        size = (folder / self.TEXT).stat().st_size
+        self._text = (
+            np.memmap(folder / self.TEXT, dtype=np.uint8, mode="r") if size
+            else np.zeros(0, dtype=np.uint8)
+        )
+        self.chunks = np.asarray(self._rows[:, 0]) if len(self._rows) else np.zeros(0, np.int32)
+
+    @staticmethod
+    def write(folder: Path, sentences: Sequence[SentenceRecord]) -> None:
+        rows = np.array([(s.chunk, s.order, s.line) for s in sentences], dtype=np.int32)
+        encoded = [s.text.encode("utf-8") for s in sentences]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+        np.save(folder / SentenceTable.ROWS, rows.reshape(len(sentences), 3))
+        np.save(folder / SentenceTable.OFFSETS, offsets)
+        (folder / SentenceTable.TEXT).write_bytes(b"".join(encoded))
+
+    def valid(self, chunk_count: int) -> bool:
+        n = len(self._rows)
+        return (
+            self._rows.ndim == 2 and self._rows.shape[1] == 3
+            and len(self._offsets) == n + 1
+            and int(self._offsets[0]) == 0 and int(self._offsets[-1]) == len(self._text)
+            and bool(np.all(np.diff(self._offsets) >= 0))
+            and (n == 0 or (int(self.chunks.min()) >= 0 and int(self.chunks.max()) < chunk_count
+                            and bool(np.all(np.diff(self.chunks) >= 0))))
+        )
+
+    def of_chunk(self, row: int) -> range:
+        """Positions of chunk `row`'s sentences."""
+        start = int(np.searchsorted(self.chunks, row, side="left"))
+        end = int(np.searchsorted(self.chunks, row, side="right"))
+        return range(start, end)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> SentenceRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[SentenceRecord]: ...
+
+    def __getitem__(self, i: int | slice) -> SentenceRecord | list[SentenceRecord]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        chunk, order, line = (int(x) for x in self._rows[i])
+        start, end = int(self._offsets[i]), int(self._offsets[i + 1])
+        return SentenceRecord(chunk, order, line, self._text[start:end].tobytes().decode("utf-8"))

@@ -6,7 +6,9 @@
         yaml.jsonl      YamlExample records (Chunk.yaml_ids index into this)
         commands.jsonl  CommandExample records, shell blocks (Chunk.command_ids index into
                         this)
-        sentences.jsonl SentenceRecord rows, row i is row i of sentences.npy
+        sentence_rows.npy, sentence_text.bin, sentence_text_offsets.npy
+                        the sentences (indexer.sentences.SentenceTable), read on demand;
+                        sentence i is row i of sentences.npy
         dense.faiss     chunk vectors (L2-normalised): exact IndexFlatIP up to
                         EXACT_MAX_CHUNKS, HNSW above (manifest.dense_index says which)
         sentences.npy   sentence vectors (float32), memory-mapped: only the sentences of
@@ -31,7 +33,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,13 +43,14 @@ import faiss
 import numpy as np
 
 from indexer.bilingual import EnglishToChinese
-from indexer.sentences import SentenceRecord
+from indexer.sentences import SentenceRecord, SentenceTable
 from indexer.terms import ChunkTerms, write_terms
 from indexer.types import Chunk, CommandExample, YamlExample
 
 # 3: paths relative to the corpus root, note texts inside the build; 4: commands.jsonl (an
 # older build has no command examples, so it is rebuilt rather than served without them);
-# 5: sentences.npy instead of sentences.faiss, terms*.npy, names.json, HNSW above a size
+# 5: sentences.npy instead of sentences.faiss, sentence table instead of sentences.jsonl,
+# terms*.npy, names.json, HNSW above a size
 FORMAT_VERSION = 5
 # Up to this many chunks an exact search costs under ~2 ms on one core; above it HNSW
 # (graph search, recall@10 reported by the benchmark) keeps the search flat as notes grow.
@@ -130,7 +133,7 @@ class StoredIndex:
     yaml: list[YamlExample]
     dense: faiss.Index
     bm25: bm25s.BM25
-    sentences: list[SentenceRecord]
+    sentences: SentenceTable
     sentence_matrix: np.ndarray  # memory-mapped, row i is sentence i
     terms: ChunkTerms
     english: EnglishToChinese | None = None  # None: built before english.json existed
@@ -230,12 +233,8 @@ def load_build(build: Path) -> StoredIndex:
     terms = part("terms.npy", lambda p: ChunkTerms(build, bm25.vocab_dict))
     check(len(terms) == len(chunks) and terms.valid(len(bm25.vocab_dict)), "terms.npy",
           f"{len(terms)} 个片段的词表，应为 {len(chunks)} 个")
-    sentences = part(
-        "sentences.jsonl",
-        lambda p: [SentenceRecord.from_json(json.loads(x)) for x in _lines(p)],
-    )
-    check(all(0 <= s.chunk < len(chunks) for s in sentences), "sentences.jsonl",
-          "句子引用了不存在的片段")
+    sentences = part(SentenceTable.ROWS, lambda p: SentenceTable(build))
+    check(sentences.valid(len(chunks)), SentenceTable.ROWS, "句子表与片段或原文不符")
     sentence_matrix = part("sentences.npy", lambda p: np.load(p, mmap_mode="r"))
     check(sentence_matrix.shape == (len(sentences), manifest.dimension)
           and sentence_matrix.dtype == np.float32, "sentences.npy",
@@ -309,9 +308,11 @@ def previous_vectors(index_dir: Path, model: str) -> PreviousVectors | None:
             return None
         dimension = int(manifest["dimension"])
         chunks = [Chunk.from_json(json.loads(x)) for x in _lines(build / "chunks.jsonl")]
-        sentences = [
-            SentenceRecord.from_json(json.loads(x)) for x in _lines(build / "sentences.jsonl")
-        ]
+        sentences: Sequence[SentenceRecord] = (
+            [SentenceRecord.from_json(json.loads(x)) for x in _lines(build / "sentences.jsonl")]
+            if (build / "sentences.jsonl").exists()  # format 4 and older
+            else SentenceTable(build)
+        )
         dense = faiss.read_index(str(build / "dense.faiss"))
         chunk_vectors = (
             dense.reconstruct_n(0, dense.ntotal) if dense.ntotal
@@ -347,7 +348,7 @@ def write_build(
     examples: list[YamlExample],
     vectors: np.ndarray,
     bm25_tokens: list[list[str]],
-    sentences: list[SentenceRecord],
+    sentences: Sequence[SentenceRecord],
     sentence_vectors: np.ndarray,
     english: EnglishToChinese | None = None,
     notes: dict[str, str] | None = None,
@@ -371,9 +372,7 @@ def write_build(
         with (tmp / "commands.jsonl").open("w", encoding="utf-8") as out:
             for command in commands or ():
                 out.write(json.dumps(command.to_json(), ensure_ascii=False) + "\n")
-        with (tmp / "sentences.jsonl").open("w", encoding="utf-8") as out:
-            for sentence in sentences:
-                out.write(json.dumps(sentence.to_json(), ensure_ascii=False) + "\n")
+        SentenceTable.write(tmp, sentences)
         dense, manifest.dense_index = dense_index(vectors, manifest.dimension)
         faiss.write_index(dense, str(tmp / "dense.faiss"))
         np.save(

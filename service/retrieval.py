@@ -92,9 +92,6 @@ class Retriever:
         self._encode = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_uncached)
         self._code_only: dict[int, bool] = {}
         self.sentence_vectors = index.sentence_vectors()
-        self.sentences_of_chunk: list[list[int]] = [[] for _ in index.chunks]
-        for i, sentence in enumerate(index.sentences):
-            self.sentences_of_chunk[sentence.chunk].append(i)
 
     def _encode_uncached(self, texts: tuple[str, ...]) -> np.ndarray:
         vectors = self.embedder.encode_queries(list(texts))
@@ -175,10 +172,10 @@ class Retriever:
         self, row: int, query_vector: np.ndarray | None
     ) -> list[tuple[SentenceRecord, float | None]]:
         """The indexed sentences of chunk `row`, each with its similarity to the query."""
-        rows = self.sentences_of_chunk[row]
+        rows = self.index.sentences.of_chunk(row)
         if query_vector is None or not rows:
             return [(self.index.sentences[i], None) for i in rows]
-        sims = self.sentence_vectors[rows] @ query_vector[0]
+        sims = self.sentence_vectors[rows.start : rows.stop] @ query_vector[0]
         return [(self.index.sentences[i], float(sim)) for i, sim in zip(rows, sims, strict=True)]
 
     def tokens_of(self, rows: Sequence[int]) -> list[frozenset[str]]:
@@ -198,7 +195,7 @@ class Retriever:
             scores = _scores(sims, ids)
             sentence_sims = self.sentence_vectors @ vector[0]
             for sid in _top(sentence_sims, candidates * self.fusion.sentence_pool):
-                row = self.index.sentences[int(sid)].chunk
+                row = int(self.index.sentences.chunks[sid])
                 scores[row] = max(scores.get(row, -1.0), float(sentence_sims[sid]))
             return _best(scores, candidates)
         # Approximate (HNSW): a global sentence search would need a second index three
@@ -207,7 +204,7 @@ class Retriever:
         sims, ids = self.index.dense.search(vector, min(candidates * self.fusion.sentence_pool, n))
         scores = _scores(sims, ids)
         rows = list(scores)
-        groups = [self.sentences_of_chunk[row] for row in rows]
+        groups = [self.index.sentences.of_chunk(row) for row in rows]
         flat = [i for group in groups for i in group]
         if flat:
             sentence_sims = self.sentence_vectors[np.asarray(flat)] @ vector[0]

@@ -239,7 +239,9 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "dense-truncated": ("dense.faiss", lambda b: truncate(b / "dense.faiss")),
     "bm25-garbage": ("bm25", lambda b: garbage(first_file(b / "bm25"))),
     "bm25-missing": ("bm25", lambda b: shutil.rmtree(b / "bm25")),
-    "sentences-truncated": ("sentences.jsonl", lambda b: truncate(b / "sentences.jsonl")),
+    "sentences-truncated": ("sentence_rows.npy", lambda b: truncate(b / "sentence_rows.npy")),
+    "sentence-text-truncated": (
+        "sentence_rows.npy", lambda b: truncate(b / "sentence_text.bin")),
     "sentence-vectors-truncated": ("sentences.npy", lambda b: truncate(b / "sentences.npy")),
     "terms-truncated": ("terms.npy", lambda b: truncate(b / "terms.npy")),
     "terms-offsets-garbage": ("terms.npy", lambda b: garbage(b / "terms_indptr.npy")),
