@@ -94,7 +94,12 @@ class SentenceTable(Sequence[SentenceRecord]):
             np.memmap(folder / self.TEXT, dtype=np.uint8, mode="r") if size
             else np.zeros(0, dtype=np.uint8)
         )
-        self.chunks = np.asarray(self._rows[:, 0]) if len(self._rows) else np.zeros(0, np.int32)
+        self.chunks = (
+            np.ascontiguousarray(self._rows[:, 0]) if len(self._rows) else np.zeros(0, np.int32)
+        )
+        # Where each chunk's sentences start (one search for all chunks, not one a call).
+        last = int(self.chunks[-1]) if len(self.chunks) else -1
+        self._starts = np.searchsorted(self.chunks, np.arange(last + 2))
 
     @staticmethod
     def write(folder: Path, sentences: Sequence[SentenceRecord]) -> None:
@@ -119,9 +124,9 @@ class SentenceTable(Sequence[SentenceRecord]):
 
     def of_chunk(self, row: int) -> range:
         """Positions of chunk `row`'s sentences."""
-        start = int(np.searchsorted(self.chunks, row, side="left"))
-        end = int(np.searchsorted(self.chunks, row, side="right"))
-        return range(start, end)
+        if not 0 <= row < len(self._starts) - 1:
+            return range(0)  # after the last chunk that has sentences
+        return range(int(self._starts[row]), int(self._starts[row + 1]))
 
     def __len__(self) -> int:
         return len(self._rows)
