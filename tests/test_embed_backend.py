@@ -1,0 +1,110 @@
+"""Embedding backends: the setting, what an index records, the service refusing a mismatch,
+and (slow) the real default model on ONNX Runtime int8 against torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from indexer.build import build_index
+from indexer.embedding import HashingEmbedder, model_id, split_model_id
+from indexer.settings import Settings
+from indexer.store import load_index
+from indexer.tokenization import Tokenizer
+from service.state import ServiceState
+
+
+class BackendHashingEmbedder(HashingEmbedder):
+    """The hashing embedder, claiming to run on some backend."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__()
+        self.backend = backend
+
+
+def test_backend_setting_defaults_to_int8_and_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().embed_backend == "onnx-int8"
+    monkeypatch.setenv("NOTESQA_EMBED_BACKEND", "torch")
+    monkeypatch.setenv("NOTESQA_EMBED_THREADS", "1")
+    settings = Settings()
+    assert (settings.embed_backend, settings.embed_threads) == ("torch", 1)
+    monkeypatch.setenv("NOTESQA_EMBED_BACKEND", "cuda")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_model_id_names_the_backend_and_round_trips() -> None:
+    assert model_id("default", "torch") == "default"  # as indexes from before backends
+    assert model_id("default", "onnx-int8") == "default+onnx-int8"
+    assert model_id("hashing", "onnx-int8") == "hashing"
+    for name in ("default", "default+onnx", "default+onnx-int8", "/models/a+b"):
+        model, backend = split_model_id(name)
+        assert model_id(model, backend) == name
+    assert split_model_id("/models/a+b") == ("/models/a+b", "torch")
+
+
+def _settings(tmp_path: Path, notes_corpus: Path, backend: str) -> Settings:
+    return Settings(
+        corpus=[notes_corpus],
+        index_dir=tmp_path / "index",
+        feedback_db=tmp_path / "feedback.sqlite3",
+        model="fake",
+        embed_backend=backend,  # type: ignore[arg-type]
+    )
+
+
+def test_index_records_the_backend_that_built_it_and_the_service_refuses_another(
+    tmp_path: Path, notes_corpus: Path
+) -> None:
+    built = _settings(tmp_path, notes_corpus, "onnx-int8")
+    build_index(built, BackendHashingEmbedder("onnx-int8"), Tokenizer())
+    assert load_index(built.index_dir).manifest.model == "fake+onnx-int8"
+
+    same = ServiceState(built, embedder=BackendHashingEmbedder("onnx-int8"))
+    assert same.reload().outcome == "loaded"
+
+    other = _settings(tmp_path, notes_corpus, "torch")
+    state = ServiceState(other, embedder=BackendHashingEmbedder("torch"))
+    outcome = state.reload()
+    assert outcome.outcome == "failed"
+    assert outcome.reason is not None
+    assert "fake+onnx-int8" in outcome.reason and "NOTESQA_EMBED_BACKEND" in outcome.reason
+
+
+def test_vectors_of_another_backend_are_not_reused(tmp_path: Path, notes_corpus: Path) -> None:
+    settings = _settings(tmp_path, notes_corpus, "torch")
+    build_index(settings, BackendHashingEmbedder("torch"), Tokenizer())
+    assert load_index(settings.index_dir).manifest.model == "fake"
+    report = build_index(settings, BackendHashingEmbedder("onnx-int8"), Tokenizer())
+    assert load_index(settings.index_dir).manifest.model == "fake+onnx-int8"
+    assert report.reused == 0
+
+
+@pytest.mark.slow
+def test_real_default_model_on_onnx_int8_ranks_like_torch(real_embedder) -> None:  # type: ignore[no-untyped-def]
+    from indexer.embedding import load_embedder
+    from tests.conftest import cache_root
+
+    int8 = load_embedder("default", cache_root(), backend="onnx-int8")
+    assert getattr(int8, "backend", None) == "onnx-int8"
+    question = ["怎么查看一个 Pod 的日志？"]
+    passages = [
+        "使用 kubectl logs 命令可以查看 Pod 中容器的日志输出。",
+        "今天中午食堂的红烧肉很好吃，大家排了很长的队。",
+        "Service 为一组 Pod 提供稳定的访问地址和负载均衡。",
+    ]
+    q = int8.encode_queries(question)
+    p = int8.encode_passages(passages)
+    scores = (p @ q.T).ravel()
+    assert scores[0] > scores[2] > scores[1]
+    assert np.allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-4)
+    # Close to the torch fp32 vectors of the same texts.
+    cosine = (p * real_embedder.encode_passages(passages)).sum(axis=1)
+    assert cosine.min() > 0.98, cosine
+    cosine_q = float((q * real_embedder.encode_queries(question)).sum())
+    assert cosine_q > 0.98
