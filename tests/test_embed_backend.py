@@ -108,3 +108,32 @@ def test_real_default_model_on_onnx_int8_ranks_like_torch(real_embedder) -> None
     assert cosine.min() > 0.98, cosine
     cosine_q = float((q * real_embedder.encode_queries(question)).sum())
     assert cosine_q > 0.98
+
+
+def test_onnx_export_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer import onnx_backend
+
+    model_dir = tmp_path / "models" / "m"
+    model_dir.mkdir(parents=True)
+
+    def broken(model_dir: Path, out: Path, backend: str) -> None:
+        (out / "model_qint8.onnx").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", broken)
+    with pytest.raises(KeyboardInterrupt):
+        onnx_backend.ensure_onnx_model(model_dir, "onnx-int8")
+    assert not onnx_backend.is_exported(model_dir, "onnx-int8")
+    assert sorted(p.name for p in model_dir.parent.iterdir()) == ["m", "m-onnx-int8.lock"]
+
+    calls: list[str] = []
+
+    def fake(model_dir: Path, out: Path, backend: str) -> None:
+        calls.append(backend)
+        (out / "model_qint8.onnx").write_bytes(b"onnx")
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", fake)
+    path = onnx_backend.ensure_onnx_model(model_dir, "onnx-int8")
+    assert path == model_dir.parent / "m-onnx-int8" / "model_qint8.onnx"
+    assert onnx_backend.ensure_onnx_model(model_dir, "onnx-int8") == path
+    assert calls == ["onnx-int8"]  # exported once
