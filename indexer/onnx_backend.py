@@ -67,7 +67,9 @@ def export_onnx(model_dir: Path, out: Path, backend: str) -> None:
     ONNX, then for "onnx-int8" quantized (the fp32 file is removed)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
     class Encoder(torch.nn.Module):
