@@ -25,10 +25,10 @@ class BackendHashingEmbedder(HashingEmbedder):
         self.backend = backend
 
 
-def test_backend_setting_defaults_to_onnx_and_reads_the_environment(
+def test_backend_setting_defaults_to_torch_and_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert Settings().embed_backend == "onnx"
+    assert Settings().embed_backend == "torch"
     monkeypatch.setenv("NOTESQA_EMBED_BACKEND", "torch")
     monkeypatch.setenv("NOTESQA_EMBED_THREADS", "1")
     settings = Settings()
