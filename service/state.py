@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from indexer.embedding import Embedder, load_embedder
+from indexer.embedding import Embedder, load_embedder, model_id
 from indexer.settings import Settings
 from indexer.store import IndexNotFoundError, current_build, load_build
 from indexer.tokenization import Tokenizer
@@ -58,7 +58,8 @@ class ServiceState:
     def embedder(self) -> Embedder:
         if self._embedder is None:
             self._embedder = load_embedder(
-                self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size
+                self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size,
+                self.settings.embed_backend, self.settings.embed_threads,
             )
         return self._embedder
 
@@ -102,10 +103,11 @@ class ServiceState:
 
     def _engine_for(self, build: Path) -> QAEngine:
         index = load_build(build)
-        if index.manifest.model != self.settings.model:
+        wanted = model_id(self.settings.model, self.settings.embed_backend)
+        if index.manifest.model != wanted:
             raise ValueError(
-                f"索引由模型 {index.manifest.model} 构建，与当前设置 {self.settings.model} "
-                "不一致，请重新运行 notesqa index"
+                f"索引由模型 {index.manifest.model} 构建，与当前设置 {wanted} "
+                "（NOTESQA_MODEL + NOTESQA_EMBED_BACKEND）不一致，请重新运行 notesqa index"
             )
         engine = QAEngine(
             index, self.embedder, self.tokenizer, self.glossary, self.settings,
