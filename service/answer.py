@@ -74,7 +74,7 @@ def sentences_of(
 def score_sentences(
     query: QueryAnalysis,
     sentences: Sequence[Sentence],
-    tokenize: Callable[[str], list[str]],
+    tokenize: Callable[[str], Collection[str]],
     idf: Callable[[str], float],
     weights_: AnswerWeights | None = None,
     off_topic: Collection[int] = (),
@@ -89,7 +89,7 @@ def score_sentences(
     lowered_mentions = [m.lower() for m in query.named]
     scored = []
     for s in sentences:
-        tokens = set(tokenize(s.text))
+        tokens = tokenize(s.text)
         coverage = sum(w for t, w in weights.items() if t in tokens) / total
         score = coverage * w.coverage_weight
         if s.dense is not None:

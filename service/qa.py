@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from urllib.parse import quote
 
 from indexer.bilingual import EnglishToChinese
@@ -51,6 +52,7 @@ from service.yaml_match import match_examples
 
 RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
 SPARE_HITS = 3  # retrieved beyond top_k, for questions whose best chunks hold no prose
+SENTENCE_CACHE_SIZE = 20_000  # sentences whose words are kept (~1 KB each)
 
 NOT_FOUND_ANSWER = (
     "笔记中没有找到能回答这个问题的内容。可以换个说法，或把相关笔记加入语料后重新索引。"
@@ -76,6 +78,11 @@ class QAEngine:
         self.settings = settings
         self.glossary = glossary
         self.tokenizer = tokenizer
+        # The sentences of the sections people ask about come back question after
+        # question; jieba on each was half of the answer stage.
+        self._sentence_words = lru_cache(maxsize=SENTENCE_CACHE_SIZE)(
+            lambda text: frozenset(tokenizer.tokenize(text))
+        )
         self.retriever = Retriever(
             index,
             embedder,
@@ -295,7 +302,7 @@ class QAEngine:
                     candidates.extend(sentences_of(hit, rank, rank + 1, [record],
                                                    None if similarity is None else [similarity]))
             scored = score_sentences(
-                query, candidates, self.tokenizer.tokenize, self._idf, self.weights, off,
+                query, candidates, self._sentence_words, self._idf, self.weights, off,
             )
             chosen = compose(
                 scored, self.settings.max_answer_chars, self.weights,
