@@ -52,7 +52,7 @@ from service.yaml_match import match_examples
 
 RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
 SPARE_HITS = 3  # retrieved beyond top_k, for questions whose best chunks hold no prose
-SENTENCE_CACHE_SIZE = 20_000  # sentences whose words are kept (~1 KB each)
+SENTENCE_CACHE_SIZE = 4096  # sentences whose words are kept (~1 KB each)
 
 NOT_FOUND_ANSWER = (
     "笔记中没有找到能回答这个问题的内容。可以换个说法，或把相关笔记加入语料后重新索引。"
