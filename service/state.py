@@ -13,6 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from threadpoolctl import threadpool_limits
+
 from indexer.embedding import Embedder, load_embedder, model_id
 from indexer.settings import Settings
 from indexer.store import IndexNotFoundError, current_build, load_build
@@ -57,6 +59,10 @@ class ServiceState:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
+            # numpy's BLAS works on one question's vectors at a time: its threads gain
+            # nothing there, and spinning after each product they slowed the model's
+            # threads (query embedding 59 ms instead of 24 ms in the server, measured).
+            threadpool_limits(limits=1, user_api="blas")
             self._embedder = load_embedder(
                 self.settings.model, self.settings.cache_dir, self.settings.embed_batch_size,
                 self.settings.embed_backend, self.settings.embed_threads,
