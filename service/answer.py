@@ -6,7 +6,6 @@ the citation it came from.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -246,16 +245,3 @@ def _truncate(sentence: Sentence, limit: int) -> Sentence:
 
 def render(sentences: Sequence[Sentence]) -> str:
     return "".join(f"{s.text}[{s.citation}]" for s in sentences)
-
-
-def idf_table(documents: Sequence[frozenset[str]]) -> Callable[[str], float]:
-    n = len(documents)
-    df: dict[str, int] = {}
-    for doc in documents:
-        for token in doc:
-            df[token] = df.get(token, 0) + 1
-
-    def idf(token: str) -> float:
-        return math.log(1 + (n - df.get(token, 0) + 0.5) / (df.get(token, 0) + 0.5))
-
-    return idf
