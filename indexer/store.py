@@ -2,7 +2,9 @@
 
     <index_dir>/current -> builds/<build id>/
         manifest.json   model, dimension, per-file hashes, versions, build time
-        chunks.jsonl    Chunk records, row i is FAISS id i and BM25 document i
+        chunks.jsonl    Chunk records, row i is FAISS id i and BM25 document i, read
+        chunk_offsets.npy, yaml_owner.npy
+                        through their byte offsets (indexer.chunk_table.ChunkTable)
         yaml.jsonl      YamlExample records (Chunk.yaml_ids index into this)
         commands.jsonl  CommandExample records, shell blocks (Chunk.command_ids index into
                         this)
@@ -43,6 +45,7 @@ import faiss
 import numpy as np
 
 from indexer.bilingual import EnglishToChinese
+from indexer.chunk_table import ChunkTable, ChunkTableError
 from indexer.sentences import SentenceRecord, SentenceTable
 from indexer.terms import ChunkTerms, write_terms
 from indexer.types import Chunk, CommandExample, YamlExample
@@ -50,8 +53,9 @@ from indexer.types import Chunk, CommandExample, YamlExample
 # 3: paths relative to the corpus root, note texts inside the build; 4: commands.jsonl (an
 # older build has no command examples, so it is rebuilt rather than served without them);
 # 5: sentences.npy instead of sentences.faiss, sentence table instead of sentences.jsonl,
-# terms*.npy, names.json, HNSW above a size
-FORMAT_VERSION = 5
+# terms*.npy, names.json, HNSW above a size; 6: chunk_offsets.npy and yaml_owner.npy, so
+# chunks are read on demand
+FORMAT_VERSION = 6
 # Up to this many chunks an exact search costs under ~2 ms on one core; above it HNSW
 # (graph search, recall@10 reported by the benchmark) keeps the search flat as notes grow.
 EXACT_MAX_CHUNKS = 20_000
@@ -129,7 +133,7 @@ class Manifest:
 class StoredIndex:
     path: Path
     manifest: Manifest
-    chunks: list[Chunk]
+    chunks: ChunkTable
     yaml: list[YamlExample]
     dense: faiss.Index
     bm25: bm25s.BM25
@@ -187,6 +191,8 @@ def load_build(build: Path) -> StoredIndex:
             raise
         except MemoryError:
             raise
+        except ChunkTableError as exc:
+            raise IndexCorruptError(build, exc.part, str(exc)[:300]) from exc
         except Exception as exc:  # whatever a damaged file makes its reader raise
             detail = f"{type(exc).__name__}: {exc}".strip()
             raise IndexCorruptError(build, name, detail[:300]) from exc
@@ -205,24 +211,22 @@ def load_build(build: Path) -> StoredIndex:
         raise IndexNotFoundError(
             f"{build} 的索引格式版本 {manifest.format_version} 与当前版本 {FORMAT_VERSION} 不符"
         )
-    chunks = part("chunks.jsonl", lambda p: [Chunk.from_json(json.loads(x)) for x in _lines(p)])
-    check(len(chunks) == manifest.chunk_count, "chunks.jsonl",
+    chunks = part(ChunkTable.FILE, lambda p: ChunkTable(build))
+    check(len(chunks) == manifest.chunk_count, ChunkTable.FILE,
           f"{len(chunks)} 个片段，清单记录 {manifest.chunk_count} 个")
     examples = part(
         "yaml.jsonl", lambda p: [YamlExample.from_json(json.loads(x)) for x in _lines(p)]
     )
     check(len(examples) == manifest.yaml_count, "yaml.jsonl",
           f"{len(examples)} 个 YAML 示例，清单记录 {manifest.yaml_count} 个")
-    check(all(0 <= i < len(examples) for c in chunks for i in c.yaml_ids), "yaml.jsonl",
-          "片段引用了不存在的 YAML 示例")
     commands = part(
         "commands.jsonl",
         lambda p: [CommandExample.from_json(json.loads(x)) for x in _lines(p)],
     )
     check(len(commands) == manifest.command_count, "commands.jsonl",
           f"{len(commands)} 个命令示例，清单记录 {manifest.command_count} 个")
-    check(all(0 <= i < len(commands) for c in chunks for i in c.command_ids), "commands.jsonl",
-          "片段引用了不存在的命令示例")
+    wrong = chunks.check_references(len(examples), len(commands))
+    check(wrong is None, wrong or "", f"片段引用了不存在的示例（{wrong}）")
     dense = part("dense.faiss", _read_dense)
     check(dense.ntotal == len(chunks) and dense.d == manifest.dimension, "dense.faiss",
           f"{dense.ntotal} 个 {dense.d} 维向量，应为 {len(chunks)} 个 {manifest.dimension} 维")
@@ -363,9 +367,7 @@ def write_build(
     tmp = builds / f".tmp-{build_id}"
     tmp.mkdir()
     try:
-        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as out:
-            for chunk in chunks:
-                out.write(json.dumps(chunk.to_json(), ensure_ascii=False) + "\n")
+        ChunkTable.write(tmp, chunks, len(examples))
         with (tmp / "yaml.jsonl").open("w", encoding="utf-8") as out:
             for example in examples:
                 out.write(json.dumps(example.to_json(), ensure_ascii=False) + "\n")

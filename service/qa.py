@@ -105,13 +105,9 @@ class QAEngine:
         # Filled as headings are met: doing all ~1,500 handbook headings up front costs 0.4 s
         # of start-up.
         self._heading_subjects: dict[str, frozenset[str]] = {}
-        self._example_chunk = [0] * len(index.yaml)
-        self._chunk_examples: dict[int, Sequence[int]] = {}
-        for row, chunk in enumerate(index.chunks):
-            if chunk.yaml_ids:
-                self._chunk_examples[row] = chunk.yaml_ids
-            for i in chunk.yaml_ids:
-                self._example_chunk[i] = row
+        # Which chunk each YAML example sits in (stored by the index: finding it here
+        # would parse every chunk).
+        self._example_chunk: list[int] = index.chunks.yaml_owner.tolist()
 
     def analyze(self, question: str) -> QueryAnalysis:
         return self.analyzer.analyze(question)
@@ -234,7 +230,7 @@ class QAEngine:
             cited_rows,
             self.index.yaml,
             self._example_chunk,
-            self._chunk_examples,
+            {row: self.index.chunks[row].yaml_ids for row in cited_rows},
         )
         yaml_ids = [m.example_id for m in matched]
         # The manifest a chosen lead-in introduces ("示例如下：") goes with the answer,

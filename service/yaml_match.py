@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from indexer.types import YamlExample
@@ -21,7 +21,7 @@ def match_examples(
     hit_rows: Sequence[int],
     examples: Sequence[YamlExample],
     example_chunk: Sequence[int],
-    chunk_examples: dict[int, Sequence[int]],
+    chunk_examples: Mapping[int, Sequence[int]],
     limit: int = 3,
 ) -> list[MatchedExample]:
     """Examples of the kinds the question names (those in retrieved chunks before the

@@ -7,16 +7,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from indexer.build import build_index
+from indexer.chunk_table import ChunkTable
 from indexer.code_blocks import MAX_COMMAND_LINES, CodeExamples, extract_code
 from indexer.embedding import HashingEmbedder
 from indexer.markdown import Code, parse_note
 from indexer.settings import Settings
 from indexer.store import IndexCorruptError, IndexNotFoundError, current_build, load_index
 from indexer.tokenization import Tokenizer
-from indexer.types import CommandExample
+from indexer.types import Chunk, CommandExample
 
 
 def code_of(note: str) -> CodeExamples:
@@ -282,9 +284,12 @@ def test_chunks_point_at_their_commands_after_a_round_trip(built: Settings) -> N
         assert "\n".join(note_lines[first - 1 : last]) == command.text
 
 
-def _rewrite_jsonl(path: Path, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+def _rewrite_chunks(build: Path, edit: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Edit the chunk records as a faulty build would write them (offsets kept in step)."""
+    path = build / ChunkTable.FILE
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
-    path.write_text("".join(json.dumps(edit(row)) + "\n" for row in rows), "utf-8")
+    ChunkTable.write(build, [Chunk.from_json(edit(row)) for row in rows],
+                     len(np.load(build / ChunkTable.YAML_OWNER)))
 
 
 def test_a_command_id_out_of_range_is_a_corrupt_index(built: Settings) -> None:
@@ -294,7 +299,7 @@ def test_a_command_id_out_of_range_is_a_corrupt_index(built: Settings) -> None:
     def point_past_the_end(row: dict[str, Any]) -> dict[str, Any]:
         return {**row, "command_ids": [99]} if row["command_ids"] else row
 
-    _rewrite_jsonl(build / "chunks.jsonl", point_past_the_end)
+    _rewrite_chunks(build, point_past_the_end)
     with pytest.raises(IndexCorruptError) as caught:
         load_index(built.index_dir)
     assert "commands.jsonl" in str(caught.value) and "notesqa index --out" in str(caught.value)

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from indexer import chunk_table
 from indexer.build import build_index
 from indexer.embedding import SentenceTransformerEmbedder
 from indexer.manifest_schema import ManifestValidator
 from indexer.settings import Settings
-from indexer.store import load_index
+from indexer.store import load_build, load_index
 from indexer.tokenization import Tokenizer
 from service.evaluation import EvalReport, evaluate, load_cases
 from service.glossary import Glossary
@@ -182,3 +183,22 @@ def test_hybrid_is_at_least_as_good_as_either_leg(
             leg,
             reports[leg].answer_hit_rate,
         )
+
+
+def test_handbook_read_chunk_by_chunk_scores_as_when_parsed_whole(
+    handbook_engine: QAEngine,
+    handbook_reports: dict[str, EvalReport],
+    real_embedder: SentenceTransformerEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above EAGER_MAX_CHUNKS chunks are read from disk on demand: same answers."""
+    monkeypatch.setattr(chunk_table, "EAGER_MAX_CHUNKS", 0)
+    index = load_build(handbook_engine.index.path)
+    assert not index.chunks.eager
+    settings = Settings(corpus=[HANDBOOK], index_dir=index.path.parent.parent, model="default")
+    lazy = QAEngine(index, real_embedder, Tokenizer(), Glossary.load(), settings)
+    report = evaluate(lazy, load_cases(EVAL / "handbook.jsonl"), "hybrid")
+    whole = handbook_reports["hybrid"]
+    assert (report.answer_hit_rate, report.hit_at_3, report.failures) == (
+        whole.answer_hit_rate, whole.hit_at_3, whole.failures,
+    )
