@@ -1,18 +1,24 @@
 """Index build: `notesqa index` end to end (texts/s, peak memory) on corpus/ and the
 handbook, next to the model's raw `encode_passages` throughput on the same texts; then a
-no-change rebuild and an incremental rebuild after editing one note."""
+no-change rebuild, an incremental rebuild after editing one note, and edits to that note
+picked up by `notesqa index --watch`."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from bench.common import (
+    NOTESQA,
     Json,
     Options,
+    base_env,
     build_counts,
     index_corpus,
     load_embedder,
@@ -45,6 +51,50 @@ def _edited_file(root: Path) -> Path:
     return by_size[len(by_size) // 2]
 
 
+WATCH_EDITS = 3
+WATCH_DEBOUNCE_MS = 50
+
+
+def watch_edits(opts: Options, copy: Path, index_dir: Path, target: Path) -> list[float]:
+    """`notesqa index --watch` (the process an author keeps running): seconds from each of
+    WATCH_EDITS appends to `target` to the new build being published, less the debounce.
+    The first edit loads the model (nothing needed embedding before it); later ones find
+    it loaded."""
+    proc = subprocess.Popen(
+        [str(NOTESQA), "index", str(copy), "--out", str(index_dir), "--watch",
+         "--debounce", str(WATCH_DEBOUNCE_MS)],
+        env=base_env(opts, index_dir.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    current = index_dir / "current"
+    seconds: list[float] = []
+    try:
+        deadline = time.monotonic() + 600
+        while not any("正在监视" in line for line in output):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("notesqa index --watch did not start: " + "".join(output))
+            time.sleep(0.05)
+        time.sleep(0.5)  # the watcher is armed just after it says so
+        for edit in range(WATCH_EDITS):
+            before = os.readlink(current)
+            with target.open("a", encoding="utf-8") as f:
+                f.write(EDIT.replace("追加的一节", f"追加的第 {edit + 2} 节"))
+            start = time.perf_counter()
+            while os.readlink(current) == before:
+                if proc.poll() is not None or time.perf_counter() - start > 600:
+                    raise RuntimeError("no rebuild after an edit: " + "".join(output[-20:]))
+                time.sleep(0.01)
+            seconds.append(time.perf_counter() - start - WATCH_DEBOUNCE_MS / 1000)
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return seconds
+
+
 def _texts(index_dir: Path) -> list[str]:
     from indexer.store import load_index
 
@@ -56,6 +106,8 @@ def _texts(index_dir: Path) -> list[str]:
 
 def bench_corpus(opts: Options, name: str, corpus: Path, embedder: object) -> Json:
     cold, nochange, incr, encode = [], [], [], []
+    watch_first: list[float] = []
+    watch_warm: list[float] = []
     peak: dict[str, list[float]] = {"cold": [], "no_change": [], "incremental": []}
     counts: Json = {}
     incr_reports: list[Json] = []
@@ -85,6 +137,10 @@ def bench_corpus(opts: Options, name: str, corpus: Path, embedder: object) -> Js
             incr.append(t.seconds)
             peak["incremental"].append(t.max_rss_mb)
             incr_reports.append(_report(t.stdout))
+            say(f"build {name}: run {run + 1}/{opts.runs} {WATCH_EDITS} edits under --watch")
+            edits = watch_edits(opts, copy, index_dir, target)
+            watch_first.append(edits[0])
+            watch_warm.extend(edits[1:])
             say(f"build {name}: run {run + 1}/{opts.runs} raw encode of {len(texts)} texts")
             start = time.perf_counter()
             embedder.encode_passages(texts)  # type: ignore[attr-defined]
@@ -104,9 +160,12 @@ def bench_corpus(opts: Options, name: str, corpus: Path, embedder: object) -> Js
         "incremental_s": round(median(incr), 3),
         "incremental_edited_file": edited,
         "incremental_report": incr_reports[-1] if incr_reports else {},
+        "watch_first_edit_s": round(median(watch_first), 3),
+        "watch_edit_s": round(median(watch_warm), 3),
         "peak_rss_mb": {k: round(median(v), 1) for k, v in peak.items()},
         "raw": {"cold_s": cold, "no_change_s": nochange, "incremental_s": incr,
-                "encode_s": encode, "peak_rss_mb": peak, "incremental_reports": incr_reports},
+                "encode_s": encode, "peak_rss_mb": peak, "incremental_reports": incr_reports,
+                "watch_first_edit_s": watch_first, "watch_edit_s": watch_warm},
     }
 
 

@@ -69,14 +69,18 @@ def layout(n_chunks: int, source_sentence_chunks: np.ndarray, base_n: int) -> La
 
 def source_key(source_dir: Path) -> str:
     """What the source index holds (its notes' hashes, model, format; not its build time:
-    `notesqa index` publishes a new build even when nothing changed) and the store code that
-    writes: a change to either builds the synthetic indexes anew."""
+    `notesqa index` publishes a new build even when nothing changed) and the code that
+    writes the index files: a change to either builds the synthetic indexes anew."""
+    import indexer.chunk_table
+    import indexer.sentences
     import indexer.store
+    import indexer.terms
 
     manifest = json.loads((source_dir / "current" / "manifest.json").read_text("utf-8"))
     content = {k: v for k, v in manifest.items() if k not in ("built_at", "build_seconds")}
     h = hashlib.sha256(json.dumps(content, sort_keys=True).encode())
-    h.update(Path(indexer.store.__file__).read_bytes())
+    for module in (indexer.store, indexer.chunk_table, indexer.sentences, indexer.terms):
+        h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:12]
 
 
