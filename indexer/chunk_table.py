@@ -44,11 +44,11 @@ class ChunkTable(Sequence[Chunk]):
     YAML_OWNER = "yaml_owner.npy"
 
     def __init__(self, folder: Path, *, eager_max: int | None = None):
-        self._offsets = np.load(folder / self.OFFSETS, mmap_mode="r")
+        self._offsets = np.load(folder / self.OFFSETS, mmap_mode="r").view(np.ndarray)
         self.yaml_owner = np.load(folder / self.YAML_OWNER)
         size = (folder / self.FILE).stat().st_size
         self._data = (
-            np.memmap(folder / self.FILE, dtype=np.uint8, mode="r") if size
+            np.memmap(folder / self.FILE, dtype=np.uint8, mode="r").view(np.ndarray) if size
             else np.zeros(0, dtype=np.uint8)
         )
         self._parsed: list[Chunk] | None = None

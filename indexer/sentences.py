@@ -87,11 +87,12 @@ class SentenceTable(Sequence[SentenceRecord]):
     OFFSETS = "sentence_text_offsets.npy"
 
     def __init__(self, folder: Path):
-        self._rows = np.load(folder / self.ROWS, mmap_mode="r")
-        self._offsets = np.load(folder / self.OFFSETS, mmap_mode="r")
+        # Plain views of the mappings: indexing a np.memmap object costs ~7 µs, a view ~1.
+        self._rows = np.load(folder / self.ROWS, mmap_mode="r").view(np.ndarray)
+        self._offsets = np.load(folder / self.OFFSETS, mmap_mode="r").view(np.ndarray)
         size = (folder / self.TEXT).stat().st_size
         self._text = (
-            np.memmap(folder / self.TEXT, dtype=np.uint8, mode="r") if size
+            np.memmap(folder / self.TEXT, dtype=np.uint8, mode="r").view(np.ndarray) if size
             else np.zeros(0, dtype=np.uint8)
         )
         self.chunks = (
@@ -121,6 +122,12 @@ class SentenceTable(Sequence[SentenceRecord]):
             and (n == 0 or (int(self.chunks.min()) >= 0 and int(self.chunks.max()) < chunk_count
                             and bool(np.all(np.diff(self.chunks) >= 0))))
         )
+
+    def spans(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first, end) positions of the sentences of each chunk in `rows`, at once."""
+        last = len(self._starts) - 1
+        inside = np.minimum(rows, last)
+        return self._starts[inside], self._starts[np.minimum(rows + 1, last)]
 
     def of_chunk(self, row: int) -> range:
         """Positions of chunk `row`'s sentences."""

@@ -45,8 +45,14 @@ class Glossary:
             ((term, alias) for term in terms for alias in {term.name, *term.aliases}),
             key=lambda pair: -len(pair[1]),
         )
-        self._strong_patterns = [(term, _pattern(alias)) for term, alias in self._strong]
-        self._weak = [(term, _pattern(alias)) for term in terms for alias in term.related]
+        # With the lowercased alias: a substring test skips the regex for the (nearly all)
+        # aliases a question does not contain.
+        self._strong_patterns = [
+            (term, alias.lower(), _pattern(alias)) for term, alias in self._strong
+        ]
+        self._weak = [
+            (term, alias.lower(), _pattern(alias)) for term in terms for alias in term.related
+        ]
         self._latin = {
             term.name: [_pattern(a) for a in {term.name, *term.aliases} if a.isascii()]
             for term in terms
@@ -81,7 +87,9 @@ class Glossary:
         taken = bytearray(len(lowered))
         found: dict[str, Mention] = {}
         for strong, table in ((True, self._strong_patterns), (False, self._weak)):
-            for term, pattern in table:
+            for term, literal, pattern in table:
+                if literal not in lowered:
+                    continue
                 for match in pattern.finditer(lowered):
                     start, end = match.span()
                     if start == end or any(taken[start:end]):

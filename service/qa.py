@@ -48,7 +48,7 @@ from service.schemas import (
     Suggestion,
     YamlExampleOut,
 )
-from service.yaml_match import match_examples
+from service.yaml_match import examples_by_kind, match_examples
 
 RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
 SPARE_HITS = 3  # retrieved beyond top_k, for questions whose best chunks hold no prose
@@ -108,6 +108,7 @@ class QAEngine:
         # Which chunk each YAML example sits in (stored by the index: finding it here
         # would parse every chunk).
         self._example_chunk: list[int] = index.chunks.yaml_owner.tolist()
+        self._examples_by_kind = examples_by_kind(index.yaml)
 
     def analyze(self, question: str) -> QueryAnalysis:
         return self.analyzer.analyze(question)
@@ -231,6 +232,7 @@ class QAEngine:
             self.index.yaml,
             self._example_chunk,
             {row: self.index.chunks[row].yaml_ids for row in cited_rows},
+            by_kind=self._examples_by_kind,
         )
         yaml_ids = [m.example_id for m in matched]
         # The manifest a chosen lead-in introduces ("示例如下：") goes with the answer,

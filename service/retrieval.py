@@ -91,7 +91,7 @@ class Retriever:
         # buttons) skips the model, which is most of a question's time.
         self._encode = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_uncached)
         self._code_only: dict[int, bool] = {}
-        self.sentence_vectors = index.sentence_vectors()
+        self.sentence_vectors = index.sentence_vectors().view(np.ndarray)
 
     def _encode_uncached(self, texts: tuple[str, ...]) -> np.ndarray:
         vectors = self.embedder.encode_queries(list(texts))
@@ -203,17 +203,18 @@ class Retriever:
         # compared instead; reading them from the memory-mapped matrix costs ~0.1 ms.
         sims, ids = self.index.dense.search(vector, min(candidates * self.fusion.sentence_pool, n))
         scores = _scores(sims, ids)
-        rows = list(scores)
-        groups = [self.index.sentences.of_chunk(row) for row in rows]
-        flat = [i for group in groups for i in group]
-        if flat:
-            sentence_sims = self.sentence_vectors[np.asarray(flat)] @ vector[0]
-            at = 0
-            for row, group in zip(rows, groups, strict=True):
-                if group:
-                    best = float(sentence_sims[at : at + len(group)].max())
-                    at += len(group)
-                    scores[row] = max(scores[row], best)
+        rows = np.fromiter(scores, dtype=np.int64, count=len(scores))
+        first, end = self.index.sentences.spans(rows)
+        lengths = end - first
+        has = lengths > 0
+        if has.any():
+            rows, first, lengths = rows[has], first[has], lengths[has]
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            # Positions of every sentence of these chunks, chunk after chunk.
+            flat = np.repeat(first - starts, lengths) + np.arange(int(lengths.sum()))
+            best = np.maximum.reduceat(self.sentence_vectors[flat] @ vector[0], starts)
+            for row, value in zip(rows.tolist(), best.tolist(), strict=True):
+                scores[row] = max(scores[row], value)
         return _best(scores, candidates)
 
     def _best_similarity(self, vector: np.ndarray) -> float:

@@ -23,16 +23,20 @@ def match_examples(
     example_chunk: Sequence[int],
     chunk_examples: Mapping[int, Sequence[int]],
     limit: int = 3,
+    by_kind: Mapping[str, Sequence[int]] | None = None,
 ) -> list[MatchedExample]:
     """Examples of the kinds the question names (those in retrieved chunks before the
     rest). A request that names no kind gets the kinds its words hint at ("暴露应用的清单"
     hints at Service), else the examples inside the retrieved chunks. Nothing when the
     question neither names a kind nor asks for an example, and nothing of another kind when
     it names one: a DaemonSet question whose third chunk holds a Service manifest is not
-    asking for that manifest."""
+    asking for that manifest. `by_kind` (see `examples_by_kind`) saves a pass over every
+    example."""
     named = query.kinds
     if not named and not query.wants_example:
         return []
+    if by_kind is None:
+        by_kind = examples_by_kind(examples)
     rank_of_row = {row: rank for rank, row in enumerate(hit_rows)}
     kinds = list(named or query.example_kinds)
     if named and query.wants_example:
@@ -41,14 +45,13 @@ def match_examples(
         kinds += [
             k for k in query.example_kinds_hinted
             if k not in kinds and any(
-                (ex.kind or "").lower() == k.lower() and example_chunk[i] in rank_of_row
-                for i, ex in enumerate(examples)
+                example_chunk[i] in rank_of_row for i in by_kind.get(k.lower(), ())
             )
         ]
     # Of several kinds, the one whose example the best retrieved sections hold comes first:
     # "给 zookeeper 设一个……Pod 不可用的 PodDisruptionBudget，给个示例" wants the budget.
-    kinds.sort(key=lambda k: _best_rank(k, rank_of_row, examples, example_chunk))
-    chosen = _of_kinds(kinds, rank_of_row, examples, example_chunk, limit)
+    kinds.sort(key=lambda k: _best_rank(k, rank_of_row, by_kind, example_chunk))
+    chosen = _of_kinds(kinds, rank_of_row, examples, example_chunk, limit, by_kind)
     if not named and not chosen:
         for row in hit_rows:
             for i in chunk_examples.get(row, ()):
@@ -57,14 +60,22 @@ def match_examples(
     return [MatchedExample(i, examples[i], example_chunk[i]) for i in chosen[:limit]]
 
 
+def examples_by_kind(examples: Sequence[YamlExample]) -> dict[str, list[int]]:
+    """Example ids by lowercased kind, in index order."""
+    by_kind: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_kind.setdefault((ex.kind or "").lower(), []).append(i)
+    return by_kind
+
+
 def _best_rank(
-    kind: str, rank_of_row: dict[int, int], examples: Sequence[YamlExample],
+    kind: str, rank_of_row: dict[int, int], by_kind: Mapping[str, Sequence[int]],
     example_chunk: Sequence[int],
 ) -> int:
     ranks = [
         rank_of_row[example_chunk[i]]
-        for i, ex in enumerate(examples)
-        if (ex.kind or "").lower() == kind.lower() and example_chunk[i] in rank_of_row
+        for i in by_kind.get(kind.lower(), ())
+        if example_chunk[i] in rank_of_row
     ]
     return min(ranks, default=len(rank_of_row))
 
@@ -75,11 +86,12 @@ def _of_kinds(
     examples: Sequence[YamlExample],
     example_chunk: Sequence[int],
     limit: int,
+    by_kind: Mapping[str, Sequence[int]],
 ) -> list[int]:
     chosen: list[int] = []
     wanted = [k.lower() for k in kinds]
     for kind in wanted:
-        same_kind = [i for i, ex in enumerate(examples) if (ex.kind or "").lower() == kind]
+        same_kind = list(by_kind.get(kind, ()))
         same_kind.sort(
             key=lambda i: (
                 rank_of_row.get(example_chunk[i], len(rank_of_row)),
@@ -93,7 +105,7 @@ def _of_kinds(
             if i not in chosen:
                 chosen.append(i)
     for kind in wanted:
-        for i in (i for i, ex in enumerate(examples) if (ex.kind or "").lower() == kind):
+        for i in by_kind.get(kind, ()):
             if len(chosen) >= limit:
                 break
             if i not in chosen and example_chunk[i] in rank_of_row:
