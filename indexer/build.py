@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -189,6 +189,7 @@ def build_index(
     corpus: list[Path] | None = None,
     progress: Callable[[int, int], Callable[[int], None]] | None = None,
     names: Collection[str] = (),
+    stored_vectors: Callable[[str, Sequence[str]], Mapping[str, np.ndarray]] | None = None,
 ) -> BuildReport:
     """Scan, chunk, embed what changed, write a new build and publish it.
 
@@ -197,6 +198,8 @@ def build_index(
     returns a callback that receives the number of passages embedded so far in each step.
     ``names`` (the glossary's object names) are looked up in the notes once, here, so the
     service knows which objects the notes never mention without scanning them.
+    ``stored_vectors(model, keys)`` returns vectors held elsewhere (Milvus) for texts the
+    previous build in this folder does not have.
     """
     lazy = _LazyEmbedder.wrap(embedder)
     started = time.perf_counter()
@@ -280,12 +283,18 @@ def build_index(
         s.embedding_text(chunks[s.chunk]) for s in sentences
     ]
     keys = [embed_key(t) for t in texts]
+    if stored_vectors is not None:
+        missing = list(dict.fromkeys(key for key in keys if key not in reusable))
+        reusable.update(stored_vectors(model_name, missing))
     todo = [i for i, key in enumerate(keys) if key not in reusable]
     todo_unique = list(dict.fromkeys(keys[i] for i in todo))
     # A rebuild with nothing new to embed takes the dimension from the old build: the
     # model is never loaded.
-    reuse_all = old is not None and not todo_unique
-    dimension = old.dimension if old is not None and reuse_all else lazy.embedder.dimension
+    reuse_all = not todo_unique and (old is not None or bool(reusable))
+    if reuse_all:
+        dimension = old.dimension if old is not None else len(next(iter(reusable.values())))
+    else:
+        dimension = lazy.embedder.dimension
     all_vectors = np.zeros((len(texts), dimension), dtype=np.float32)
     for i, key in enumerate(keys):
         if key in reusable:

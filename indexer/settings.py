@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,22 @@ class Settings(BaseSettings):
         description="Corpus folders (JSON list in the environment).",
     )
     index_dir: Path = Field(Path(".notesqa/index"), description="Where the index lives.")
+    # Search backend: unset, the embedded FAISS + bm25s index in index_dir; set, Milvus
+    # holds every chunk and the service keeps only corpus-level data (docs/milvus.md).
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus: a local path ending in .db (milvus-lite) or "
+        "http(s)://host:19530 (a Milvus server). Unset: the embedded index.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus token ('user:password' or an API key)."
+    )
+    milvus_db: str = Field("default", description="Milvus database.")
+    milvus_collection: str = Field(
+        "notesqa",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$",
+        description="Base name of the Milvus collections; the alias that serves is this name.",
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache, description="Converted default model and other caches."
     )
@@ -124,3 +140,15 @@ class Settings(BaseSettings):
     slack_channels: list[str] = Field(
         default_factory=list, description="Channel ids the bot answers in; empty = all."
     )
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _milvus_uri(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty variable means the embedded index, as unset does
+        if value.startswith(("http://", "https://")) or value.endswith(".db"):
+            return value
+        raise ValueError(
+            "NOTESQA_MILVUS_URI 应为以 .db 结尾的本地路径（milvus-lite）"
+            "或 http(s)://host:19530（Milvus 服务）"
+        )

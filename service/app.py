@@ -110,16 +110,17 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
             return JSONResponse(
                 status_code=503, content={"status": "not ready", "reason": state.not_ready_reason}
             )
-        manifest = engine.index.manifest
+        info = engine.backend.info
         return JSONResponse(
             content={
                 "status": "ready",
-                "index": engine.index.path.name,
-                "model": manifest.model,
-                "files": len(manifest.files),
-                "chunks": manifest.chunk_count,
-                "yaml_examples": manifest.yaml_count,
-                "built_at": manifest.built_at,
+                "index": info.name,
+                "backend": info.backend,
+                "model": info.model,
+                "files": info.files,
+                "chunks": info.chunks,
+                "yaml_examples": info.yaml_examples,
+                "built_at": info.built_at,
                 # A newer build that could not be loaded: the one above keeps serving.
                 "reload_error": state.reload_error,
             }

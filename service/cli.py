@@ -88,6 +88,7 @@ class IndexTools:
     tokenizer: Any
     names: list[str]
     loaded: Any = None
+    publisher: Any = None
 
     @classmethod
     def load(cls, settings: Settings) -> IndexTools:
@@ -100,6 +101,16 @@ class IndexTools:
             settings, ManifestValidator(settings.kubernetes_version), Tokenizer(),
             object_names(Glossary.load()),
         )
+
+    def milvus(self) -> Any:
+        """Where builds are published when NOTESQA_MILVUS_URI is set (else None)."""
+        if not self.settings.milvus_uri:
+            return None
+        if self.publisher is None:
+            from indexer.milvus_sync import MilvusPublisher
+
+            self.publisher = MilvusPublisher(self.settings, self.names)
+        return self.publisher
 
     def embedder(self) -> Any:
         """The model, loaded the first time a build has something to embed (a rebuild
@@ -137,6 +148,7 @@ def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: 
         console=console,
         disable=quiet,
     )
+    milvus = tools.milvus()
     try:
         with progress:
             report = build_index(
@@ -147,15 +159,18 @@ def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: 
                 corpus=list(roots),
                 progress=_progress_factory(progress),
                 names=tools.names,
+                stored_vectors=milvus.vectors if milvus else None,
             )
+        published = milvus.publish(report.index_path) if milvus else None
     except BuildError as exc:
         err.print(f"[red]索引失败：{escape(str(exc))}[/red]")
         err.print("原有索引（如果有）保持不变。")
         return False
     except (OSError, RuntimeError) as exc:
         # Writing the new build failed (disk full, permissions; faiss reports these as
-        # RuntimeError). Nothing was published.
-        err.print(f"[red]写入索引失败（{settings.index_dir}）：{escape(str(exc))}[/red]")
+        # RuntimeError; Milvus errors come as MilvusIndexError). Nothing was published.
+        where = settings.milvus_uri or settings.index_dir
+        err.print(f"[red]写入索引失败（{where}）：{escape(str(exc))}[/red]")
         err.print("原有索引（如果有）保持不变。请检查磁盘空间和写入权限后重试。")
         return False
     table = Table(title="索引完成", show_header=False)
@@ -170,6 +185,8 @@ def build_once(settings: Settings, roots: list[Path], tools: IndexTools, quiet: 
     table.add_row("跳过的文件", str(len(report.skipped)))
     table.add_row("耗时", f"{report.seconds:.1f} 秒")
     table.add_row("位置", str(report.index_path))
+    for label, value in published or ():
+        table.add_row(label, value)
     console.print(table)
     for skipped in report.skipped:
         console.print(f"[yellow]跳过 {escape(skipped.path)}：{escape(skipped.reason)}[/yellow]")
@@ -242,12 +259,11 @@ def serve(host: str | None, port: int | None, index_dir: Path | None, no_build: 
     """启动 HTTP 服务；没有索引时先建索引（--no-build 除外）。"""
     import uvicorn
 
-    from indexer.store import current_build
     from service import logs
     from service.app import create_app
 
     settings = _settings(host=host, port=port, index_dir=index_dir)
-    if current_build(settings.index_dir) is None and not no_build:
+    if not no_build and not _has_index(settings):
         console.print("还没有索引，先建索引。")
         run_index(settings, None)
     logs.configure(settings.log_format)
@@ -358,6 +374,21 @@ def ask(question: str, top_k: int, mode: str, index_dir: Path | None, as_json: b
     print_answer(response)
 
 
+def _has_index(settings: Settings) -> bool:
+    if settings.milvus_uri:
+        from indexer.milvus_store import MilvusIndexError
+        from service.milvus_backend import MilvusSource
+
+        try:
+            return MilvusSource(settings).generation() is not None
+        except MilvusIndexError as exc:
+            err.print(f"[red]{escape(str(exc))}[/red]")
+            sys.exit(1)
+    from indexer.store import current_build
+
+    return current_build(settings.index_dir) is not None
+
+
 def load_engine(settings: Settings) -> Any:
     from indexer.embedding import load_embedder
     from indexer.store import IndexNotFoundError, load_index
@@ -365,19 +396,26 @@ def load_engine(settings: Settings) -> Any:
     from service.glossary import Glossary
     from service.qa import QAEngine
     from service.rerank import load_reranker
+    from service.search_backend import EmbeddedBackend, SearchBackend
 
+    backend: SearchBackend
     try:
-        stored = load_index(settings.index_dir)
-    except IndexNotFoundError as exc:
+        if settings.milvus_uri:
+            from service.milvus_backend import MilvusSource
+
+            backend = MilvusSource(settings).backend()
+        else:
+            backend = EmbeddedBackend(load_index(settings.index_dir))
+    except (IndexNotFoundError, RuntimeError) as exc:  # RuntimeError: MilvusIndexError
         err.print(f"[red]{escape(str(exc))}[/red]")
         sys.exit(1)
     # The index's own model and backend ("default+onnx-int8"), whatever the settings say.
     embedder = load_embedder(
-        stored.manifest.model, settings.cache_dir, settings.embed_batch_size,
+        backend.info.model, settings.cache_dir, settings.embed_batch_size,
         threads=settings.embed_threads,
     )
     return QAEngine(
-        stored, embedder, Tokenizer(), Glossary.load(), settings,
+        backend, embedder, Tokenizer(), Glossary.load(), settings,
         reranker=load_reranker(settings.reranker),
     )
 

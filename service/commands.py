@@ -9,13 +9,14 @@ list's items are brought by the composer; a lead-in whose block cannot be shown 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from indexer.types import Chunk, CommandExample, YamlExample
 from service.answer import Sentence
 from service.query import QueryAnalysis
+from service.search_backend import Lookup
 
 _LEAD_IN_END = ("：", ":")
 # Any indentation: a fence inside a list item is indented like the item's text.
@@ -43,9 +44,9 @@ class MatchedCommand:
 def introduced_blocks(
     chosen: Sequence[Sentence],
     hit_rows: Sequence[int],
-    chunks: Sequence[Chunk],
-    examples: Sequence[YamlExample],
-    commands: Sequence[CommandExample],
+    chunks: Lookup[Chunk],
+    examples: Lookup[YamlExample],
+    commands: Lookup[CommandExample],
 ) -> tuple[list[Sentence], list[Introduced]]:
     """The answer's sentences with every lead-in line either kept with what it introduces
     or dropped, and the code blocks the kept ones introduce."""
@@ -98,8 +99,8 @@ def _following(chunk: Chunk, line: int) -> int | Literal["prose"] | None:
 def _block_at(
     chunk: Chunk,
     first_line: int,
-    examples: Sequence[YamlExample],
-    commands: Sequence[CommandExample],
+    examples: Lookup[YamlExample],
+    commands: Lookup[CommandExample],
 ) -> tuple[Literal["yaml", "command"], int] | None:
     for i in chunk.command_ids:
         if commands[i].lines[0] == first_line:
@@ -115,8 +116,9 @@ def match_commands(
     cited_rows: Sequence[int],
     answer_rows: Sequence[int],
     introduced: Sequence[Introduced],
-    chunks: Sequence[Chunk],
-    commands: Sequence[CommandExample],
+    chunks: Lookup[Chunk],
+    commands: Lookup[CommandExample],
+    neighbours: Callable[[int], Sequence[int]],
     limit: int = MAX_COMMANDS,
 ) -> list[MatchedCommand]:
     """The commands to show: those the answer's lead-ins introduce, then, when the question
@@ -131,7 +133,7 @@ def match_commands(
     else:
         return chosen[:limit]
     # A command often sits in the next chunk of the same section as the prose about it.
-    rows = list(dict.fromkeys(r for row in rows for r in (row, *_section_neighbours(chunks, row))))
+    rows = list(dict.fromkeys(r for row in rows for r in (row, *neighbours(row))))
     words = {w for t in query.tokens for w in _WORD.findall(t.lower())}
     seen = {c.id for c in chosen}
     ranked = sorted(
@@ -144,14 +146,3 @@ def match_commands(
     )
     chosen.extend(MatchedCommand(i, row) for _, _, i, row in ranked)
     return chosen[:limit]
-
-
-def _section_neighbours(chunks: Sequence[Chunk], row: int) -> list[int]:
-    chunk = chunks[row]
-    return [
-        other
-        for other in (row - 1, row + 1)
-        if 0 <= other < len(chunks)
-        and chunks[other].source == chunk.source
-        and chunks[other].heading == chunk.heading
-    ]

@@ -211,10 +211,8 @@ def _precision(engine: QAEngine, case: EvalCase, response: AskResponse) -> float
             continue
         lines = [
             s.line
-            for s in engine.index.sentences
+            for s in engine.backend.sentences_between(citation.source, *citation.lines)
             if text.startswith(s.text.rstrip("…"))
-            and engine.index.chunks[s.chunk].source == citation.source
-            and citation.lines[0] <= s.line <= citation.lines[1]
         ] or [citation.lines[0]]
         if case.span[0] <= lines[0] <= case.span[1]:
             inside += 1

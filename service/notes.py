@@ -53,7 +53,7 @@ def router(state: ServiceState) -> APIRouter:
         # The text as indexed, from the index itself: cited line numbers always match what
         # is shown (even after the note is edited, until it is re-indexed), the corpus need
         # not be mounted where the service runs, and nothing but indexed notes is served.
-        text = engine.index.note_text(path)
+        text = engine.backend.note_text(path)
         if text is None:
             return fail(404, "没有这篇笔记", f"没有这篇笔记：{path}", html)
         if html:

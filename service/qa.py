@@ -5,7 +5,7 @@ compose -> attach YAML examples and commands."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from urllib.parse import quote
@@ -48,7 +48,8 @@ from service.schemas import (
     Suggestion,
     YamlExampleOut,
 )
-from service.yaml_match import examples_by_kind, match_examples
+from service.search_backend import EmbeddedBackend, SearchBackend
+from service.yaml_match import match_examples
 
 RERANK_POOL = 10  # chunks the reranker sees; it picks the top_k among them
 SPARE_HITS = 3  # retrieved beyond top_k, for questions whose best chunks hold no prose
@@ -62,7 +63,7 @@ NOT_FOUND_ANSWER = (
 class QAEngine:
     def __init__(
         self,
-        index: StoredIndex,
+        index: StoredIndex | SearchBackend,
         embedder: Embedder,
         tokenizer: Tokenizer,
         glossary: Glossary,
@@ -72,9 +73,12 @@ class QAEngine:
         reranker: Reranker | None = None,
     ):
         self.reranker = reranker
+        backend: SearchBackend = (
+            EmbeddedBackend(index) if isinstance(index, StoredIndex) else index
+        )
+        self.backend = backend
         self.weights = weights or AnswerWeights()
         self.abstention = abstention or AbstentionWeights()
-        self.index = index
         self.settings = settings
         self.glossary = glossary
         self.tokenizer = tokenizer
@@ -84,31 +88,27 @@ class QAEngine:
             lambda text: frozenset(tokenizer.tokenize(text))
         )
         self.retriever = Retriever(
-            index,
+            backend,
             embedder,
             tokenizer,
             glossary,
             FusionConfig.from_settings(settings),
         )
-        vocab = index.bm25.vocab_dict
+        vocab = backend.vocabulary
         self.analyzer = QueryAnalyzer(
             tokenizer,
             glossary,
             vocab,
             # Indexes built before the table was stored with them get it computed (~1 s).
-            index.english or EnglishToChinese.for_vocabulary(vocab),
+            backend.english or EnglishToChinese.for_vocabulary(vocab),
         )
-        self._idf = index.terms.idf
-        self._absent_terms = absent_terms(glossary, _mentioned(index))
+        self._idf = backend.idf
+        self._absent_terms = absent_terms(glossary, backend.mentions)
         self._vocabulary = vocab
         # What each section is about: the objects its own heading names ("Service 对象").
         # Filled as headings are met: doing all ~1,500 handbook headings up front costs 0.4 s
         # of start-up.
         self._heading_subjects: dict[str, frozenset[str]] = {}
-        # Which chunk each YAML example sits in (stored by the index: finding it here
-        # would parse every chunk).
-        self._example_chunk: list[int] = index.chunks.yaml_owner.tolist()
-        self._examples_by_kind = examples_by_kind(index.yaml)
 
     def analyze(self, question: str) -> QueryAnalysis:
         return self.analyzer.analyze(question)
@@ -221,7 +221,7 @@ class QAEngine:
             if row not in row_to_citation:
                 # Cited for its example only: it was not among the retrieved chunks.
                 row_to_citation[row] = len(citations) + 1
-                outside = Hit(row, self.index.chunks[row], 0.0, None, None, ())
+                outside = Hit(row, self.backend.chunks[row], 0.0, None, None, ())
                 citations.append(self._citation(len(citations) + 1, outside))
             return row_to_citation[row]
 
@@ -229,10 +229,10 @@ class QAEngine:
         matched = match_examples(
             query,
             cited_rows,
-            self.index.yaml,
-            self._example_chunk,
-            {row: self.index.chunks[row].yaml_ids for row in cited_rows},
-            by_kind=self._examples_by_kind,
+            self.backend.yaml,
+            self.backend.example_chunk,
+            {row: self.backend.chunks[row].yaml_ids for row in cited_rows},
+            by_kind=self.backend.examples_by_kind,
         )
         yaml_ids = [m.example_id for m in matched]
         # The manifest a chosen lead-in introduces ("示例如下：") goes with the answer,
@@ -241,21 +241,23 @@ class QAEngine:
         for block in introduced:
             if block.kind != "yaml" or block.id in yaml_ids:
                 continue
-            if not wanted or (self.index.yaml[block.id].kind or "").lower() in wanted:
+            if not wanted or (self.backend.yaml[block.id].kind or "").lower() in wanted:
                 yaml_ids.append(block.id)
         examples = [
-            _yaml_out(self.index.yaml[i], cite(self._example_chunk[i])) for i in yaml_ids[:3]
+            _yaml_out(self.backend.yaml[i], cite(self.backend.example_chunk[i]))
+            for i in yaml_ids[:3]
         ]
         timings["yaml"] = (time.perf_counter() - t_yaml) * 1000
         commands = [
             CommandExampleOut(
-                language=self.index.commands[c.id].language,
-                text=self.index.commands[c.id].text,
+                language=self.backend.commands[c.id].language,
+                text=self.backend.commands[c.id].text,
                 citation=cite(c.chunk_row),
             )
             for c in match_commands(
                 query, cited_rows, [retrieval.hits[s.hit_rank].row for s in chosen],
-                introduced, self.index.chunks, self.index.commands,
+                introduced, self.backend.chunks, self.backend.commands,
+                self.backend.neighbours,
             )
         ]
         timings["total"] = (time.perf_counter() - started) * 1000
@@ -294,9 +296,13 @@ class QAEngine:
                 continue
             first = retrieval.hits.index(pool[0])
             candidates: list[Sentence] = []
+            # One read for the pool: a round trip per chunk where sentences are remote.
+            scored_sentences = self.backend.sentences(
+                [hit.row for hit in pool], retrieval.query_vector
+            )
             for offset, hit in enumerate(pool):
                 rank = first + offset
-                for record, similarity in self.retriever.sentences(hit.row, retrieval.query_vector):
+                for record, similarity in scored_sentences[hit.row]:
                     candidates.extend(sentences_of(hit, rank, rank + 1, [record],
                                                    None if similarity is None else [similarity]))
             scored = score_sentences(
@@ -309,8 +315,8 @@ class QAEngine:
                 wants_list=query.asks_list,
             )
             chosen, introduced = introduced_blocks(
-                chosen, [h.row for h in retrieval.hits], self.index.chunks,
-                self.index.yaml, self.index.commands,
+                chosen, [h.row for h in retrieval.hits], self.backend.chunks,
+                self.backend.yaml, self.backend.commands,
             )
             if chosen:
                 break
@@ -342,21 +348,6 @@ class QAEngine:
 
     def warm_up(self) -> None:
         self.ask("预热：Kubernetes 是什么？")
-
-
-def _mentioned(index: StoredIndex) -> Callable[[str], bool]:
-    """Whether the notes mention a (lowercased) name: the index knows for the names it was
-    built with; any other (a glossary edited since) is looked up in the note texts."""
-    texts: list[str] = []
-
-    def mentioned(name: str) -> bool:
-        if name in index.names:
-            return index.names[name]
-        if not texts:
-            texts.extend((" ".join(c.heading) + "\n" + c.text).lower() for c in index.chunks)
-        return any(name in text for text in texts)
-
-    return mentioned
 
 
 def _announced_list(query: QueryAnalysis, hits: Sequence[Hit]) -> list[int]:

@@ -1,4 +1,5 @@
-"""Hybrid retrieval: BM25 over jieba tokens and dense FAISS search, fused by rank."""
+"""Hybrid retrieval: BM25 over jieba tokens and dense search on the search backend, fused
+by rank or by per-query normalised scores."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from indexer.tokenization import Tokenizer
 from indexer.types import Chunk
 from service.glossary import Glossary
 from service.query import QueryAnalysis
+from service.search_backend import EmbeddedBackend, SearchBackend
 
 Mode = Literal["hybrid", "bm25", "dense"]
 QUERY_CACHE_SIZE = 1024  # query vectors kept (1.5 KB each)
@@ -74,24 +76,23 @@ class FusionConfig:
 class Retriever:
     def __init__(
         self,
-        index: StoredIndex,
+        index: StoredIndex | SearchBackend,
         embedder: Embedder,
         tokenizer: Tokenizer,
         glossary: Glossary,
         fusion: FusionConfig,
     ):
-        self.index = index
+        self.backend: SearchBackend = (
+            EmbeddedBackend(index) if isinstance(index, StoredIndex) else index
+        )
         self.embedder = embedder
         self.tokenizer = tokenizer
         self.glossary = glossary
         self.fusion = fusion
-        # Index-time data only: nothing here grows with the corpus beyond a list of ints.
-        self.chunk_tokens = index.terms
         # The same question asked again (a retry, a popular question, the page's example
         # buttons) skips the model, which is most of a question's time.
         self._encode = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode_uncached)
         self._code_only: dict[int, bool] = {}
-        self.sentence_vectors = index.sentence_vectors().view(np.ndarray)
 
     def _encode_uncached(self, texts: tuple[str, ...]) -> np.ndarray:
         vectors = self.embedder.encode_queries(list(texts))
@@ -101,30 +102,28 @@ class Retriever:
     def code_only(self, row: int) -> bool:
         """Chunk `row` is only a code block (a manifest, a command)."""
         if row not in self._code_only:
-            chunk = self.index.chunks[row]
+            chunk = self.backend.chunks[row]
             self._code_only[row] = not any(line.strip() for line, _ in chunk.prose_lines())
         return self._code_only[row]
 
     def search(self, query: QueryAnalysis, mode: Mode = "hybrid", limit: int = 10) -> Retrieval:
         timings: dict[str, float] = {}
-        n = len(self.index.chunks)
-        candidates = min(self.fusion.candidates, n)
+        backend = self.backend
+        candidates = min(self.fusion.candidates, backend.info.chunks)
 
         t0 = time.perf_counter()
         tokens = list(query.tokens)
         bm25_scores: dict[int, float] = {}
-        if mode in ("hybrid", "bm25") and tokens:
-            known = [t for t in tokens if t in self.index.bm25.vocab_dict]
+        if mode in ("hybrid", "bm25") and tokens and candidates:
+            known = [t for t in tokens if t in backend.vocabulary]
             if known:
-                scores = np.asarray(self.index.bm25.get_scores(known), dtype=np.float32)
-                top = _top(scores, candidates)
-                bm25_scores = {int(i): float(scores[i]) for i in top if scores[i] > 0}
+                bm25_scores = backend.keyword(known, candidates)
         timings["bm25"] = (time.perf_counter() - t0) * 1000
 
         dense_scores: dict[int, float] = {}
         vector = None
         own_dense = None
-        if mode in ("hybrid", "dense") and n:
+        if mode in ("hybrid", "dense") and candidates:
             t1 = time.perf_counter()
             texts = [query.text]
             expansion = query.expansion if query.english else ()
@@ -138,13 +137,15 @@ class Retriever:
                 own_dense = self._best_similarity(vectors[:1])
             timings["embed"] = (time.perf_counter() - t1) * 1000
             t2 = time.perf_counter()
-            dense_scores = self._dense(vector, candidates)
+            dense_scores = backend.dense(vector, candidates, self.fusion.sentence_pool)
             timings["dense"] = (time.perf_counter() - t2) * 1000
         else:
             timings["embed"] = 0.0
 
         t3 = time.perf_counter()
         fused = self._fuse(bm25_scores, dense_scores)
+        # Every candidate's text is read below: one round trip where chunks are remote.
+        backend.prefetch(fused)
         if mode == "hybrid":
             self._favour_comparisons(query, fused)
         if not (query.wants_example or query.wants_command):
@@ -153,17 +154,18 @@ class Retriever:
                     fused[row] *= self.fusion.code_only_factor
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
         token_set = set(tokens)
+        rows = [row for row, _ in ranked]
         hits = [
             Hit(
                 row=row,
-                chunk=self.index.chunks[row],
+                chunk=backend.chunks[row],
                 fused=score,
                 bm25=bm25_scores.get(row),
                 dense=dense_scores.get(row),
                 matched_terms=tuple(t for t in dict.fromkeys(tokens)
-                                    if t in self.chunk_tokens[row] and t in token_set),
+                                    if t in chunk_terms and t in token_set),
             )
-            for row, score in ranked
+            for (row, score), chunk_terms in zip(ranked, backend.terms(rows), strict=True)
         ]
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         return Retrieval(hits, query, vector, timings, own_dense)
@@ -172,54 +174,14 @@ class Retriever:
         self, row: int, query_vector: np.ndarray | None
     ) -> list[tuple[SentenceRecord, float | None]]:
         """The indexed sentences of chunk `row`, each with its similarity to the query."""
-        rows = self.index.sentences.of_chunk(row)
-        if query_vector is None or not rows:
-            return [(self.index.sentences[i], None) for i in rows]
-        sims = self.sentence_vectors[rows.start : rows.stop] @ query_vector[0]
-        return [(self.index.sentences[i], float(sim)) for i, sim in zip(rows, sims, strict=True)]
+        return self.backend.sentences([row], query_vector)[row]
 
     def tokens_of(self, rows: Sequence[int]) -> list[frozenset[str]]:
-        return [self.chunk_tokens[row] for row in rows]
-
-    def _dense(self, vector: np.ndarray, candidates: int) -> dict[int, float]:
-        """The `candidates` chunks closest to the query. A chunk is as close as its closest
-        sentence: short facts inside long sections are otherwise drowned by the rest of
-        the section."""
-        n = self.index.dense.ntotal
-        if n == 0:
-            return {}
-        if self.index.manifest.dense_index == "flat":
-            # Exact (small notes): the sentences are searched as well as the chunks, which
-            # finds a fact in a chunk whose vector is far from the question.
-            sims, ids = self.index.dense.search(vector, min(candidates, n))
-            scores = _scores(sims, ids)
-            sentence_sims = self.sentence_vectors @ vector[0]
-            for sid in _top(sentence_sims, candidates * self.fusion.sentence_pool):
-                row = int(self.index.sentences.chunks[sid])
-                scores[row] = max(scores.get(row, -1.0), float(sentence_sims[sid]))
-            return _best(scores, candidates)
-        # Approximate (HNSW): a global sentence search would need a second index three
-        # times the size of the chunks'. The sentences of a wider pool of chunks are
-        # compared instead; reading them from the memory-mapped matrix costs ~0.1 ms.
-        sims, ids = self.index.dense.search(vector, min(candidates * self.fusion.sentence_pool, n))
-        scores = _scores(sims, ids)
-        rows = np.fromiter(scores, dtype=np.int64, count=len(scores))
-        first, end = self.index.sentences.spans(rows)
-        lengths = end - first
-        has = lengths > 0
-        if has.any():
-            rows, first, lengths = rows[has], first[has], lengths[has]
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-            # Positions of every sentence of these chunks, chunk after chunk.
-            flat = np.repeat(first - starts, lengths) + np.arange(int(lengths.sum()))
-            best = np.maximum.reduceat(self.sentence_vectors[flat] @ vector[0], starts)
-            for row, value in zip(rows.tolist(), best.tolist(), strict=True):
-                scores[row] = max(scores[row], value)
-        return _best(scores, candidates)
+        return self.backend.terms(rows)
 
     def _best_similarity(self, vector: np.ndarray) -> float:
         """Similarity of the nearest chunk or sentence."""
-        scores = self._dense(vector, self.fusion.candidates)
+        scores = self.backend.dense(vector, self.fusion.candidates, self.fusion.sentence_pool)
         return max(scores.values(), default=0.0)
 
     def _favour_comparisons(self, query: QueryAnalysis, fused: dict[int, float]) -> None:
@@ -232,7 +194,7 @@ class Retriever:
         if len(names) < 2:
             return
         for row in fused:
-            if self.glossary.names_all(self.index.chunks[row].text, names):
+            if self.glossary.names_all(self.backend.chunks[row].text, names):
                 fused[row] += self.fusion.comparison_bonus
 
     def _fuse(self, bm25: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
@@ -260,19 +222,3 @@ def _minmax(scores: dict[int, float]) -> dict[int, float]:
     lo, hi = min(scores.values()), max(scores.values())
     span = hi - lo or 1.0
     return {row: (s - lo) / span for row, s in scores.items()}
-
-
-def _scores(sims: np.ndarray, ids: np.ndarray) -> dict[int, float]:
-    return {int(i): float(s) for s, i in zip(sims[0], ids[0], strict=True) if i >= 0}
-
-
-def _best(scores: dict[int, float], k: int) -> dict[int, float]:
-    return {row: scores[row] for row in sorted(scores, key=lambda r: -scores[r])[:k]}
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indexes of the k highest scores, best first, without sorting all of them."""
-    if k >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    part = np.argpartition(-scores, k)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]

@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from service.milvus_backend import MilvusSource
 
 from indexer.embedding import Embedder, load_embedder, model_id
 from indexer.settings import Settings
@@ -27,6 +29,7 @@ from service.qa import QAEngine
 from service.rerank import Reranker, load_reranker
 from service.retrieval import Mode
 from service.schemas import AskResponse
+from service.search_backend import EmbeddedBackend, SearchBackend
 
 log = logging.getLogger("notesqa")
 
@@ -47,10 +50,11 @@ class ServiceState:
         self.tokenizer = Tokenizer()
         self.glossary = Glossary.load()
         self.engine: QAEngine | None = None
-        self.build: Path | None = None
+        self.build: str | None = None  # what is served: a build folder, a Milvus generation
         self.not_ready_reason: str | None = "索引尚未加载"
         # The newest build that failed to load, and why: not retried until another appears.
-        self.failed_build: Path | None = None
+        self.failed_build: str | None = None
+        self._milvus: MilvusSource | None = None
         self.reload_error: str | None = None
         self._lock = threading.Lock()
         self.metrics = Metrics()
@@ -79,44 +83,69 @@ class ServiceState:
         fails to load is reported once and not tried again until a newer one is published;
         meanwhile the previous index keeps serving."""
         with self._lock:
-            build = current_build(self.settings.index_dir)
-            if build is None:
-                self.not_ready_reason = (
-                    f"{self.settings.index_dir} 中没有索引，请先运行 notesqa index"
-                )
-                return ReloadOutcome("missing", None, self.not_ready_reason)
-            if build == self.build or build == self.failed_build:
-                return ReloadOutcome("unchanged", build.name, self.reload_error)
             try:
-                engine = self._engine_for(build)
+                published = self._published()
+            except RuntimeError as exc:  # Milvus unreachable (MilvusIndexError)
+                published = None
+                self.not_ready_reason = str(exc)
+            if published is None:
+                return ReloadOutcome("missing", None, self.not_ready_reason)
+            build, name, load = published
+            if build == self.build or build == self.failed_build:
+                return ReloadOutcome("unchanged", name, self.reload_error)
+            try:
+                engine = self._engine_for(load())
             except (IndexNotFoundError, OSError, ValueError, KeyError, RuntimeError) as exc:
-                reason = f"索引 {build.name} 无法加载：{exc}"
+                reason = f"索引 {name} 无法加载：{exc}"
                 log.error(reason)
                 self.failed_build, self.reload_error = build, reason
                 self.metrics.reloads.labels("failed").inc()
                 if self.engine is None:
                     self.not_ready_reason = reason
-                return ReloadOutcome("failed", build.name, reason)
+                return ReloadOutcome("failed", name, reason)
             # One assignment each: a request reads `engine` once and keeps what it got.
             self.engine, self.build = engine, build
             self.failed_build = self.reload_error = self.not_ready_reason = None
-            manifest = engine.index.manifest
+            info = engine.backend.info
             self.metrics.reloads.labels("loaded").inc()
-            self.metrics.index_chunks.set(manifest.chunk_count)
-            self.metrics.index_built.set(_timestamp(manifest.built_at))
-            log.info("已加载索引 %s（%d 个片段）", build.name, manifest.chunk_count)
-            return ReloadOutcome("loaded", build.name)
+            self.metrics.index_chunks.set(info.chunks)
+            self.metrics.index_built.set(_timestamp(info.built_at))
+            log.info("已加载索引 %s（%d 个片段）", info.name, info.chunks)
+            return ReloadOutcome("loaded", info.name)
 
-    def _engine_for(self, build: Path) -> QAEngine:
-        index = load_build(build)
+    def _published(self) -> tuple[str, str, Callable[[], SearchBackend]] | None:
+        """The index to serve now: (identity, name, loader), or None (and why, in
+        `not_ready_reason`) when there is none."""
+        if self.settings.milvus_uri:
+            # Imported here: pymilvus costs the embedded default 1 s and 110 MB.
+            from service.milvus_backend import MilvusSource
+
+            if self._milvus is None:
+                self._milvus = MilvusSource(self.settings)
+            generation = self._milvus.generation()
+            if generation is None:
+                self.not_ready_reason = self._milvus.missing_reason()
+                return None
+            return (
+                f"milvus:{generation}", self._milvus.name(generation), self._milvus.backend
+            )
+        build = current_build(self.settings.index_dir)
+        if build is None:
+            self.not_ready_reason = (
+                f"{self.settings.index_dir} 中没有索引，请先运行 notesqa index"
+            )
+            return None
+        return str(build), build.name, lambda: EmbeddedBackend(load_build(build))
+
+    def _engine_for(self, backend: SearchBackend) -> QAEngine:
         wanted = model_id(self.settings.model, self.settings.embed_backend)
-        if index.manifest.model != wanted:
+        if backend.info.model != wanted:
             raise ValueError(
-                f"索引由模型 {index.manifest.model} 构建，与当前设置 {wanted} "
+                f"索引由模型 {backend.info.model} 构建，与当前设置 {wanted} "
                 "（NOTESQA_MODEL + NOTESQA_EMBED_BACKEND）不一致，请重新运行 notesqa index"
             )
         engine = QAEngine(
-            index, self.embedder, self.tokenizer, self.glossary, self.settings,
+            backend, self.embedder, self.tokenizer, self.glossary, self.settings,
             reranker=self.reranker,
         )
         engine.warm_up()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from indexer.types import YamlExample
 from service.query import QueryAnalysis
+from service.search_backend import Lookup, examples_by_kind
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,8 @@ class MatchedExample:
 def match_examples(
     query: QueryAnalysis,
     hit_rows: Sequence[int],
-    examples: Sequence[YamlExample],
-    example_chunk: Sequence[int],
+    examples: Lookup[YamlExample],
+    example_chunk: Lookup[int],
     chunk_examples: Mapping[int, Sequence[int]],
     limit: int = 3,
     by_kind: Mapping[str, Sequence[int]] | None = None,
@@ -36,6 +37,7 @@ def match_examples(
     if not named and not query.wants_example:
         return []
     if by_kind is None:
+        assert isinstance(examples, Sequence), "by_kind is needed unless examples is a list"
         by_kind = examples_by_kind(examples)
     rank_of_row = {row: rank for rank, row in enumerate(hit_rows)}
     kinds = list(named or query.example_kinds)
@@ -60,17 +62,9 @@ def match_examples(
     return [MatchedExample(i, examples[i], example_chunk[i]) for i in chosen[:limit]]
 
 
-def examples_by_kind(examples: Sequence[YamlExample]) -> dict[str, list[int]]:
-    """Example ids by lowercased kind, in index order."""
-    by_kind: dict[str, list[int]] = {}
-    for i, ex in enumerate(examples):
-        by_kind.setdefault((ex.kind or "").lower(), []).append(i)
-    return by_kind
-
-
 def _best_rank(
     kind: str, rank_of_row: dict[int, int], by_kind: Mapping[str, Sequence[int]],
-    example_chunk: Sequence[int],
+    example_chunk: Lookup[int],
 ) -> int:
     ranks = [
         rank_of_row[example_chunk[i]]
@@ -83,8 +77,8 @@ def _best_rank(
 def _of_kinds(
     kinds: Sequence[str],
     rank_of_row: dict[int, int],
-    examples: Sequence[YamlExample],
-    example_chunk: Sequence[int],
+    examples: Lookup[YamlExample],
+    example_chunk: Lookup[int],
     limit: int,
     by_kind: Mapping[str, Sequence[int]],
 ) -> list[int]:

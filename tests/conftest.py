@@ -60,3 +60,26 @@ def real_embedder(default_model_dir: Path):  # type: ignore[no-untyped-def]
     from indexer.embedding import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(str(default_model_dir))
+
+
+# The search backends every contract and end-to-end test runs against (see
+# service/search_backend.py): Milvus through milvus-lite, in the test's own folder.
+BACKENDS = ["embedded", "milvus"]
+
+
+def on_backend(settings: Settings, backend: str, folder: Path) -> Settings:
+    """`settings` serving from `backend` (Milvus: a milvus-lite database in `folder`)."""
+    if backend == "embedded":
+        return settings
+    return settings.model_copy(update={"milvus_uri": str(folder / "milvus.db")})
+
+
+def publish_if_milvus(settings: Settings) -> None:
+    """After `build_index`: what `notesqa index` does next when Milvus is the backend."""
+    if not settings.milvus_uri:
+        return
+    from indexer.milvus_sync import MilvusPublisher
+    from service.abstention import object_names
+    from service.glossary import Glossary
+
+    MilvusPublisher(settings, object_names(Glossary.load())).publish_current()

@@ -16,12 +16,22 @@ from indexer.embedding import HashingEmbedder
 from indexer.settings import Settings
 from indexer.tokenization import Tokenizer
 from service.app import create_app
+from tests.conftest import BACKENDS, on_backend, publish_if_milvus
+
+
+@pytest.fixture(params=BACKENDS)
+def served(
+    request: pytest.FixtureRequest, hashing_settings: Settings, tmp_path: Path
+) -> Settings:
+    """The settings of `client`: on each search backend in turn."""
+    return on_backend(hashing_settings, request.param, tmp_path)
 
 
 @pytest.fixture
-def client(hashing_settings: Settings) -> Iterator[TestClient]:
-    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
-    with TestClient(create_app(hashing_settings)) as c:
+def client(served: Settings) -> Iterator[TestClient]:
+    build_index(served, HashingEmbedder(), Tokenizer())
+    publish_if_milvus(served)
+    with TestClient(create_app(served)) as c:
         yield c
 
 
@@ -114,13 +124,14 @@ def test_not_ready_without_an_index(tmp_path: Path) -> None:
 
 
 def test_a_newly_published_index_is_picked_up(
-    client: TestClient, hashing_settings: Settings, notes_corpus: Path
+    client: TestClient, served: Settings, notes_corpus: Path
 ) -> None:
     (notes_corpus / "hpa.md").write_text(
         "# HPA\n\nHorizontalPodAutoscaler 根据 CPU 利用率自动调整副本数量。\n", "utf-8"
     )
     before = client.get("/readyz").json()["index"]
-    build_index(hashing_settings, HashingEmbedder(), Tokenizer())
+    build_index(served, HashingEmbedder(), Tokenizer())
+    publish_if_milvus(served)
     # The watcher loads it in the background (every reload_poll_seconds); no request waits.
     deadline = time.monotonic() + 20
     while client.get("/readyz").json()["index"] == before:

@@ -10,15 +10,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import NOTES
+from tests.conftest import BACKENDS, NOTES
 from tests.servers import notesqa_server
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Iterator[str]:
-    with notesqa_server(tmp_path_factory.mktemp("e2e")) as base:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    default_model_dir: Path,
+) -> Iterator[str]:
+    """`notesqa serve` on the shipped notes, on each search backend (Milvus: milvus-lite in
+    the server's folder, indexed by the server's own first build)."""
+    work = tmp_path_factory.mktemp(f"e2e-{request.param}")
+    env = {"NOTESQA_MILVUS_URI": str(work / "milvus.db")} if request.param == "milvus" else {}
+    with notesqa_server(work, env) as base:
+        assert httpx.get(f"{base}/readyz").json()["backend"] == request.param
         yield base
 
 

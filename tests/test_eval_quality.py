@@ -202,3 +202,33 @@ def test_handbook_read_chunk_by_chunk_scores_as_when_parsed_whole(
     assert (report.answer_hit_rate, report.hit_at_3, report.failures) == (
         whole.answer_hit_rate, whole.hit_at_3, whole.failures,
     )
+
+
+def _on_milvus(engine: QAEngine, folder: Path) -> QAEngine:
+    """The engine's index published to milvus-lite, and an engine answering from there."""
+    from indexer.milvus_store import connect
+    from indexer.milvus_sync import publish_to_milvus
+    from service.abstention import object_names
+    from service.milvus_backend import MilvusSource
+    from service.search_backend import EmbeddedBackend
+
+    assert isinstance(engine.backend, EmbeddedBackend)
+    settings = engine.settings.model_copy(update={"milvus_uri": str(folder / "milvus.db")})
+    publish_to_milvus(engine.backend.index, settings, connect(settings),
+                      names=object_names(Glossary.load()))
+    return QAEngine(MilvusSource(settings).backend(), engine.retriever.embedder, Tokenizer(),
+                    Glossary.load(), settings)
+
+
+@pytest.mark.parametrize("corpus", ["notes", "handbook"])
+def test_milvus_answers_within_two_points_of_the_embedded_index(
+    corpus: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    engine: QAEngine = request.getfixturevalue(f"{corpus}_engine")
+    embedded: EvalReport = request.getfixturevalue(f"{corpus}_reports")["hybrid"]
+    milvus = evaluate(_on_milvus(engine, tmp_path), load_cases(EVAL / f"{corpus}.jsonl"),
+                      "hybrid")
+    for key in ("hit_at_3", "answer_hit_rate", "abstention_precision", "abstention_recall"):
+        assert abs(getattr(milvus, key) - getattr(embedded, key)) <= 0.02, (
+            key, getattr(milvus, key), getattr(embedded, key), milvus.failures[:5]
+        )
