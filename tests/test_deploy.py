@@ -36,7 +36,11 @@ from tests.servers import free_port, serving
 
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"
-OVERLAY = K8S / "overlays" / "example"
+EXAMPLE = K8S / "overlays" / "example"
+MILVUS = K8S / "overlays" / "milvus"  # the index in a Milvus server (issue 14)
+OVERLAYS = [EXAMPLE, MILVUS]
+FOLDERS = [BASE, *OVERLAYS]
+FOLDER_IDS = ["base", "example", "milvus"]
 K8S_VERSION = kubernetes_validate.latest_version()
 
 
@@ -351,7 +355,7 @@ def base_objects() -> dict[str, dict[str, Any]]:
     return objects
 
 
-@pytest.mark.parametrize("folder", [BASE, OVERLAY], ids=["base", "overlay"])
+@pytest.mark.parametrize("folder", FOLDERS, ids=FOLDER_IDS)
 def test_each_kustomization_lists_exactly_the_files_beside_it(folder: Path) -> None:
     data = kustomization(folder)
     listed = [*data.get("resources", []), *(p["path"] for p in data.get("patches", []))]
@@ -360,20 +364,45 @@ def test_each_kustomization_lists_exactly_the_files_beside_it(folder: Path) -> N
         assert (folder / name).exists(), name
     beside = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
     assert local == beside
-    if folder == OVERLAY:
+    if folder != BASE:
         assert "../../base" in data["resources"]
 
 
-OVERLAY_PATCHES = sorted(p for p in OVERLAY.glob("*.yaml") if p.name != "kustomization.yaml")
+def takes_fields_out(node: Any) -> bool:
+    """Whether a strategic-merge patch removes something (`$patch: delete`, a field set to
+    null): such a patch is no object on its own."""
+    if isinstance(node, dict):
+        return "$patch" in node or any(v is None or takes_fields_out(v) for v in node.values())
+    if isinstance(node, list):
+        return any(takes_fields_out(v) for v in node)
+    return False
+
+
+OVERLAY_FILES = sorted(
+    p for folder in OVERLAYS for p in folder.glob("*.yaml") if p.name != "kustomization.yaml"
+)
+# Patches that restate an object (the example's) are checked on their own as well; those that
+# take fields out (the milvus overlay's volume and claim) are checked in the built result by
+# test_kustomize_builds_valid_objects.
+WHOLE_PATCHES = [
+    p for p in OVERLAY_FILES if not any(takes_fields_out(d) for d in documents(p))
+]
 
 
 @pytest.mark.parametrize(
-    "path", base_manifests() + OVERLAY_PATCHES, ids=lambda p: str(p.relative_to(K8S))
+    "path", base_manifests() + WHOLE_PATCHES, ids=lambda p: str(p.relative_to(K8S))
 )
 def test_every_manifest_is_valid_for_the_newest_kubernetes(path: Path) -> None:
-    # The overlay's patches are whole objects too, so they are checked on their own as well.
     for doc in documents(path):
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_only_patches_that_take_fields_out_are_left_to_the_built_result() -> None:
+    partial = {str(p.relative_to(K8S)) for p in OVERLAY_FILES if p not in WHOLE_PATCHES}
+    assert partial == {
+        "overlays/milvus/api.yaml", "overlays/milvus/job.yaml",
+        "overlays/milvus/cronjob.yaml", "overlays/milvus/pvc.yaml",
+    }
 
 
 def test_strict_validation_catches_a_misspelt_field() -> None:
@@ -402,10 +431,15 @@ def kustomize_build(folder: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-@pytest.mark.parametrize("folder", [BASE, OVERLAY], ids=["base", "overlay"])
+# What an overlay leaves out of the base: in Milvus mode no pod mounts the index claim.
+LEFT_OUT = {MILVUS: {"PersistentVolumeClaim"}}
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=FOLDER_IDS)
 def test_kustomize_builds_valid_objects(folder: Path) -> None:
     built = kustomize_build(folder)
-    assert sorted(d["kind"] for d in built) == sorted(base_objects())
+    expected = set(base_objects()) - LEFT_OUT.get(folder, set())
+    assert sorted(d["kind"] for d in built) == sorted(expected)
     namespace = kustomization(folder)["namespace"]
     for doc in built:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -416,7 +450,7 @@ def test_kustomize_builds_valid_objects(folder: Path) -> None:
 
 
 def test_the_example_overlay_sets_image_replicas_host_and_public_url() -> None:
-    built = {d["kind"]: d for d in kustomize_build(OVERLAY)}
+    built = {d["kind"]: d for d in kustomize_build(EXAMPLE)}
     deployment = built["Deployment"]
     assert deployment["spec"]["replicas"] == 3
     images = {
@@ -559,3 +593,110 @@ def test_the_api_is_reachable_through_service_and_ingress_and_kept_up_in_drains(
     assert pdb["apiVersion"] == "policy/v1"
     assert pdb["spec"]["selector"]["matchLabels"] == selector
     assert pdb["spec"]["minAvailable"] == 1
+
+
+# --- Kubernetes, Milvus mode ------------------------------------------------------------------
+
+MILVUS_SECRET = "notes-qa-milvus"
+
+
+def milvus_objects() -> dict[str, dict[str, Any]]:
+    built = kustomize_build(MILVUS)
+    objects = {d["kind"]: d for d in built}
+    assert len(objects) == len(built)  # one object of each kind, as in base
+    return objects
+
+
+def secret_refs(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Environment variable -> the secretKeyRef it is read from."""
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def assert_reads_milvus_from_the_secret(container: dict[str, Any]) -> None:
+    refs = secret_refs(container)
+    # The server is required: until the Secret holds it the pod waits, where an unset URI
+    # would mean the embedded index (an index job "succeeding" into its scratch folder).
+    # A token only where the server checks one.
+    assert refs["NOTESQA_MILVUS_URI"] == {"name": MILVUS_SECRET, "key": "uri"}
+    assert refs["NOTESQA_MILVUS_TOKEN"] == {"name": MILVUS_SECRET, "key": "token", "optional": True}
+
+
+def test_in_milvus_mode_the_api_scales_out_without_an_index_volume() -> None:
+    objects = milvus_objects()
+    deployment = objects["Deployment"]
+    assert deployment["spec"]["replicas"] > 1
+    pod = pod_spec(deployment)
+    (container,) = pod["containers"]
+    assert container["args"] == ["notesqa", "serve", "--no-build"]
+    assert_reads_milvus_from_the_secret(container)
+
+    # No claim anywhere in the pod, and none created.
+    assert [v for v in pod["volumes"] if "persistentVolumeClaim" in v] == []
+    assert "PersistentVolumeClaim" not in objects
+    settings = objects["ConfigMap"]["data"]
+    by_path = mounts(pod)
+    assert settings["NOTESQA_INDEX_DIR"] not in by_path
+    # Still a read-only root: feedback and /tmp (jieba's cache) stay writable on emptyDir,
+    # exactly as in base (per-pod feedback, kept until the pod goes).
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    base_pod = pod_spec(base_objects()["Deployment"])
+    feedback_dir = str(PurePosixPath(settings["NOTESQA_FEEDBACK_DB"]).parent)
+    for path in (feedback_dir, "/tmp"):
+        assert by_path[path] == mounts(base_pod)[path]
+        assert "emptyDir" in by_path[path][1]
+    # Browsers stick to the replica holding their answers, as with the example overlay.
+    annotations = objects["Ingress"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+
+
+def test_in_milvus_mode_the_index_jobs_write_to_milvus_from_a_scratch_folder() -> None:
+    objects = milvus_objects()
+    settings = objects["ConfigMap"]["data"]
+    (api,) = pod_spec(objects["Deployment"])["containers"]
+    for kind in ("Job", "CronJob"):
+        pod = pod_spec(objects[kind])
+        (container,) = pod["containers"]
+        assert container["args"] == ["notesqa", "index"], kind
+        assert {"configMapRef": {"name": "notes-qa-settings"}} in container["envFrom"]
+        assert_reads_milvus_from_the_secret(container)
+        assert secret_refs(container) == secret_refs(api), kind  # the Milvus the API reads
+        # The index folder is scratch space for the build: an emptyDir, not the claim.
+        scratch_mount, scratch = mounts(pod)[settings["NOTESQA_INDEX_DIR"]]
+        assert set(scratch) == {"name", "emptyDir"}, kind
+        assert not scratch_mount.get("readOnly"), kind
+        assert "/tmp" in mounts(pod)
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # The notes are read the way base reads them.
+    assert settings["NOTESQA_CORPUS"] == base_objects()["ConfigMap"]["data"]["NOTESQA_CORPUS"]
+    assert objects["CronJob"]["spec"]["concurrencyPolicy"] == "Forbid"
+
+
+def test_in_milvus_mode_the_secret_is_referenced_not_shipped() -> None:
+    """A placeholder without values would erase the uri and token put in by hand (kubectl
+    apply removes keys that the previous apply had and this one lacks)."""
+    secrets = [d["metadata"]["name"] for d in kustomize_build(MILVUS) if d["kind"] == "Secret"]
+    assert secrets == ["notes-qa-secrets"]  # the base's placeholder only
+
+
+def test_the_milvus_settings_are_real_settings() -> None:
+    if "milvus_uri" not in Settings.model_fields:
+        pytest.skip("indexer/settings.py has no Milvus settings yet (issue 14)")
+    objects = milvus_objects()
+    data = objects["ConfigMap"]["data"]
+    (container,) = pod_spec(objects["Deployment"])["containers"]
+    names = [n for n in [*data, *secret_refs(container)] if n.startswith("NOTESQA_MILVUS_")]
+    assert sorted(names) == [
+        "NOTESQA_MILVUS_COLLECTION", "NOTESQA_MILVUS_DB", "NOTESQA_MILVUS_TOKEN",
+        "NOTESQA_MILVUS_URI",
+    ]
+    for name in names:
+        assert name.removeprefix("NOTESQA_").lower() in Settings.model_fields, name
+    Settings(  # the ConfigMap's values parse as the service parses them
+        milvus_uri="http://milvus.milvus.svc:19530",
+        milvus_db=data["NOTESQA_MILVUS_DB"],
+        milvus_collection=data["NOTESQA_MILVUS_COLLECTION"],
+    )
