@@ -3,7 +3,8 @@
     .venv/bin/python -m bench --handbook ../shared/corpora/kubernetes-handbook \\
         --out docs/performance.md
 
-Parts (`--only`, comma-separated; default all): build, latency, scale, concurrency, soak.
+Parts (`--only`, comma-separated; default all): build, latency, scale, concurrency, soak,
+milvus (the Milvus backend on milvus-lite next to the embedded one, 10k and 100k chunks).
 A part re-run replaces only its own figures in the JSON; the Markdown is rendered from all.
 Rough durations on 2 quiet cores with the defaults (--runs 3, 200 questions): build 15-25
 min (three cold handbook builds and three raw encodes), latency 5 min (+3 min the first
@@ -26,7 +27,7 @@ from typing import Any
 
 from bench.common import ROOT, Json, Options, machine, say
 
-PARTS = ("build", "latency", "scale", "concurrency", "soak")
+PARTS = ("build", "latency", "scale", "concurrency", "soak", "milvus")
 
 
 def _ints(text: str) -> list[int]:
@@ -122,6 +123,10 @@ def _run(name: str, opts: Options, args: argparse.Namespace) -> Json:
         from bench import scale
 
         return scale.run(opts, noise=args.noise, scale_runs=args.scale_runs)
+    elif name == "milvus":
+        from bench import milvus
+
+        return milvus.run(opts, noise=args.noise)
     elif name == "concurrency":
         from bench import concurrency as module
     else:

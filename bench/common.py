@@ -263,8 +263,10 @@ class Server:
 
 
 @contextmanager
-def serving(opts: Options, index_dir: Path, work: Path, timeout: float = 3600) -> Iterator[Server]:
-    """`notesqa serve --index DIR` on a free loopback port; yields once /readyz is 200."""
+def serving(opts: Options, index_dir: Path, work: Path, timeout: float = 3600,
+            env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`notesqa serve --index DIR` on a free loopback port; yields once /readyz is 200.
+    `env` adds settings (NOTESQA_MILVUS_URI: served from Milvus, DIR unused)."""
     work.mkdir(parents=True, exist_ok=True)
     for stale in work.glob("feedback.sqlite3*"):
         stale.unlink()
@@ -275,7 +277,7 @@ def serving(opts: Options, index_dir: Path, work: Path, timeout: float = 3600) -
     started = time.perf_counter()
     proc = subprocess.Popen(
         [str(NOTESQA), "serve", "--port", str(port), "--index", str(index_dir)],
-        env=base_env(opts, work), stdout=log, stderr=subprocess.STDOUT,
+        env=base_env(opts, work) | (env or {}), stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         while True:

@@ -68,7 +68,7 @@ def healthz(base: str, n: int = 200) -> list[float]:
 
 
 def serve_and_ask(opts: Options, index_dir: Path, work: Path, runs: int, embedder: Any,
-                  asked: Sequence[str]) -> Json:
+                  asked: Sequence[str], env: dict[str, str] | None = None) -> Json:
     """`runs` times: start a server (cold start), ask every question, read its RSS; the
     embedding alone is timed in this process right after each run's questions, while the
     server sits idle."""
@@ -80,7 +80,7 @@ def serve_and_ask(opts: Options, index_dir: Path, work: Path, runs: int, embedde
     found = errors = 0
     for run in range(runs):
         say(f"  server run {run + 1}/{runs} on {index_dir}")
-        with serving(opts, index_dir, work) as server:
+        with serving(opts, index_dir, work, env=env) as server:
             cold.append(server.cold_start_s)
             rss_start.append(rss_mb(server.proc.pid))
             say(f"  ready in {server.cold_start_s:.1f} s, RSS {rss_start[-1]} MB; "

@@ -196,8 +196,39 @@ def soak_section(part: Json) -> list[str]:
     return out
 
 
+def milvus_section(part: Json) -> list[str]:
+    out = ["## Milvus backend (milvus-lite) next to the embedded backend", ""] + _meta(part)
+    out.append(
+        "The scale part's synthetic indexes, published to a `milvus-lite server` process "
+        "and served by a replica with `NOTESQA_MILVUS_URI`; the **baseline** is the embedded "
+        f"backend on the same index and the same {part['questions']} questions, in the same "
+        "run. milvus-lite searches by a Python scan, so its latency grows with the "
+        "collection and says nothing of a Milvus cluster's; the replica's RSS is what "
+        "carries over. Sizing for 10M chunks: docs/milvus-sizing.md.")
+    out.append("")
+    rows = []
+    for s in part["sizes"]:
+        for label, served in (("embedded (baseline)", s["embedded"]),
+                              ("Milvus (milvus-lite)", s["milvus"])):
+            rows.append([
+                s["size"], label, served["runs"], _pct(served["ask_ms"]),
+                _pct(served["stages_ms"].get("search")), _pct(served["embed_alone_ms"]),
+                f"{_f(served['rss_after_start_mb'], 0)} → "
+                f"{_f(served['rss_after_questions_mb'], 0)}",
+                f"{_f(served['cold_start_s'], 1)} s",
+                f"{_f(s['publish_s'])} s; engine RSS {_f(s['engine_rss_after_publish_mb'], 0)}"
+                f" → {_f(s['engine_rss_after_questions_mb'], 0)} MB"
+                if label.startswith("Milvus") else "–",
+            ])
+    out += _table(["chunks", "backend", "server runs", "/ask ms p50/p95/p99",
+                   "search ms p50/p95/p99", "embed alone ms", "replica RSS MB start → after",
+                   "cold start", "publish (all rows) and milvus-lite's own RSS"], rows)
+    return out
+
+
 SECTIONS = {"build": build_section, "latency": latency_section, "scale": scale_section,
-            "concurrency": concurrency_section, "soak": soak_section}
+            "concurrency": concurrency_section, "soak": soak_section,
+            "milvus": milvus_section}
 
 
 def render(results: Json) -> str:

@@ -28,7 +28,7 @@ from indexer.tokenization import Tokenizer
 from service.app import create_app
 from service.followup import MAX_TURN_CHARS, MAX_TURNS, Turn, rewrite
 from service.glossary import Glossary
-from tests.conftest import NOTES
+from tests.conftest import BACKENDS, NOTES, on_backend, publish_if_milvus
 
 
 def settings_in(work: Path) -> Settings:
@@ -54,13 +54,14 @@ def openapi() -> dict[str, object]:
 schema = schemathesis.openapi.from_dict(openapi())
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
-    work = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module", params=BACKENDS)
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    work = tmp_path_factory.mktemp(f"hostile-{request.param}")
     (work / "corpus").mkdir()
     (work / "corpus" / NOTES.name).write_bytes(NOTES.read_bytes())
-    settings_ = settings_in(work)
+    settings_ = on_backend(settings_in(work), request.param, work)
     build_index(settings_, HashingEmbedder(), Tokenizer())
+    publish_if_milvus(settings_)
     return create_app(settings_)
 
 
