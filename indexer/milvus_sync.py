@@ -39,6 +39,7 @@ from indexer.milvus_store import (
     part_rows,
     read_parts,
     read_served,
+    sentence_key,
 )
 from indexer.settings import Settings
 from indexer.store import StoredIndex, load_build, load_index, names_found
@@ -153,7 +154,7 @@ def _prepare(
         client.load_collection(collection(base, target, part))
 
 
-LAYOUT = 1  # bumped when the rows' fields change meaning
+LAYOUT = 2  # bumped when the rows' fields change (2: chunks.sentences)
 
 
 def _existing(client: MilvusClient, name: str, with_digest: bool) -> dict[int, str]:
@@ -206,7 +207,8 @@ def rows_of(index: StoredIndex, published_at: float, names: Collection[str] = ()
         record_text = json.dumps(record, ensure_ascii=False)
         tokens = index.terms.tokens(row)
         lengths.append(len(tokens))
-        keywords = " ".join(tokens)
+        # Sorted: the table lists them by vocabulary id, which differs between builds.
+        keywords = " ".join(sorted(tokens))
         _check_size(chunk, record_text, keywords)
         neighbours = ",".join(
             str(chunk_keys[other]) if _same_section(chunks, row, other) else ""
@@ -214,7 +216,8 @@ def rows_of(index: StoredIndex, published_at: float, names: Collection[str] = ()
         )
         vkey = embed_key(chunk.embedding_text())
         fields = {"source": chunk.source, "record": record_text, "keywords": keywords,
-                  "neighbours": neighbours, "vkey": vkey}
+                  "neighbours": neighbours, "vkey": vkey,
+                  "sentences": len(index.sentences.of_chunk(row))}
         digest = hashlib.blake2b(
             json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8"),
             digest_size=16,
@@ -225,7 +228,9 @@ def rows_of(index: StoredIndex, published_at: float, names: Collection[str] = ()
     matrix = index.sentence_vectors()
     for i, sentence in enumerate(index.sentences):
         chunk = chunks[sentence.chunk]
-        key = key_of("sentence", chunk_keys[sentence.chunk], sentence.order)
+        # Keyed by position in its chunk: a reader derives the keys from the count.
+        position = i - index.sentences.of_chunk(sentence.chunk).start
+        key = sentence_key(chunk_keys[sentence.chunk], position)
         sentence_rows[key] = {
             "id": key, "chunk": chunk_keys[sentence.chunk], "source": chunk.source,
             "vkey": embed_key(sentence.embedding_text(chunk)), "line": sentence.line,

@@ -38,12 +38,20 @@ from indexer.milvus_store import (
     ids_in,
     read_parts,
     read_served,
+    sentence_key,
     serving_generation,
 )
 from indexer.sentences import SentenceRecord
 from indexer.settings import Settings
 from indexer.types import Chunk, CommandExample, YamlExample
-from service.search_backend import IndexInfo, ScoredSentences, best, bm25_idf, bm25_score
+from service.search_backend import (
+    BackendUnavailableError,
+    IndexInfo,
+    ScoredSentences,
+    best,
+    bm25_idf,
+    bm25_score,
+)
 
 # Milvus proposes this many times the candidates the service keeps: its analyzer and
 # scores are not the service's, so the best by the service's BM25 may rank lower there.
@@ -53,9 +61,8 @@ SENTENCE_CACHE = 1024  # chunks whose sentences (with vectors) are kept
 EXAMPLE_CACHE = 2048
 KIND_LIMIT = 256  # examples of one kind considered for a request
 
-CHUNK_FIELDS = ["id", "record", "keywords", "neighbours"]
+CHUNK_FIELDS = ["id", "record", "keywords", "neighbours", "sentences"]
 
-_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
@@ -65,6 +72,7 @@ class ChunkRow:
     counts: Counter[str]  # keyword tokens with their counts
     length: int
     neighbours: tuple[int, ...]
+    sentences: int
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class FetchingCache(Generic[_V]):
         return found[key]
 
 
-class _Field(Generic[_K, _V]):
+class _Field(Generic[_V]):
     """A view of a cache's values through a function (`chunks` shows ChunkRow.chunk)."""
 
     def __init__(self, cache: FetchingCache[Any], get: Callable[[Any], _V]):
@@ -147,16 +155,35 @@ class _ExamplesByKind(Mapping[str, Sequence[int]]):
         return len(self._kinds)
 
 
+class _Guarded:
+    """The client, with every failed call raised as BackendUnavailableError: a Milvus
+    outage is a 503 for the question, not a 500."""
+
+    def __init__(self, client: MilvusClient):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:  # grpc and pymilvus errors alike
+                raise BackendUnavailableError(f"搜索后端 Milvus 暂时无法访问（{exc}）") from exc
+
+        return call
+
+
 class MilvusBackend:
     """Search and per-chunk data in Milvus; corpus-level data here (see the module)."""
 
     def __init__(self, client: MilvusClient, base: str, served: Served):
-        self.client = client
+        self.client: Any = _Guarded(client)
         meta = served.meta
         self._name = {part: collection(base, served.generation, part) for part in PARTS}
         for name in self._name.values():
             # A collection is searchable once loaded; loading a loaded one is a no-op.
-            client.load_collection(name)
+            self.client.load_collection(name)
         self.info = IndexInfo(
             name=served.build, backend="milvus", model=meta["model"],
             files=len(meta["files"]), chunks=int(meta["chunk_count"]),
@@ -175,10 +202,10 @@ class MilvusBackend:
             FetchingCache(self._fetch_sentences, SENTENCE_CACHE)
         )
         self._examples = FetchingCache(self._fetch_examples, EXAMPLE_CACHE)
-        self.chunks: _Field[int, Chunk] = _Field(self._rows, lambda row: row.chunk)
-        self.yaml: _Field[int, YamlExample] = _Field(self._examples, lambda e: e.example)
-        self.commands: _Field[int, CommandExample] = _Field(self._examples, lambda e: e.example)
-        self.example_chunk: _Field[int, int] = _Field(self._examples, lambda e: e.owner)
+        self.chunks: _Field[Chunk] = _Field(self._rows, lambda row: row.chunk)
+        self.yaml: _Field[YamlExample] = _Field(self._examples, lambda e: e.example)
+        self.commands: _Field[CommandExample] = _Field(self._examples, lambda e: e.example)
+        self.example_chunk: _Field[int] = _Field(self._examples, lambda e: e.owner)
         self.examples_by_kind = _ExamplesByKind(self, meta.get("kinds", []))
 
     def idf(self, token: str) -> float:
@@ -292,14 +319,19 @@ class MilvusBackend:
     def _fetch_sentences(
         self, keys: list[int]
     ) -> dict[int, tuple[list[SentenceRecord], np.ndarray]]:
+        # By primary key: (chunk key, position) for each of the chunk's sentences.
+        counts = self._rows.many(keys)
+        owner = {
+            sentence_key(key, order): key
+            for key in keys if key in counts for order in range(counts[key].sentences)
+        }
         grouped: dict[int, list[dict[str, Any]]] = {key: [] for key in keys}
-        for i in range(0, len(keys), 512):
-            batch = ",".join(str(int(k)) for k in keys[i : i + 512])
+        for condition in ids_in(list(owner)):
             for row in self.client.query(
-                self._name["sentences"], filter=f"chunk in [{batch}]",
-                output_fields=["chunk", "ord", "line", "text", "dense"], limit=16_384,
+                self._name["sentences"], filter=condition,
+                output_fields=["id", "ord", "line", "text", "dense"],
             ):
-                grouped[int(row["chunk"])].append(row)
+                grouped[owner[int(row["id"])]].append(row)
         out = {}
         for key, rows in grouped.items():
             rows.sort(key=lambda r: r["ord"])
@@ -327,6 +359,7 @@ def _chunk_row(entity: Mapping[str, Any]) -> ChunkRow:
         counts=Counter(tokens),
         length=len(tokens),
         neighbours=tuple(int(n) for n in entity["neighbours"].split(",") if n),
+        sentences=int(entity["sentences"]),
     )
 
 

@@ -32,6 +32,11 @@ BM25_K1 = 1.5
 BM25_B = 0.75
 
 
+class BackendUnavailableError(RuntimeError):
+    """The search backend cannot be reached (Milvus down): the question gets a 503, not a
+    500. The message is in Chinese."""
+
+
 class Lookup(Protocol[_V_co]):
     """Read access by key: a list for the embedded index, a fetching cache for Milvus."""
 

@@ -29,7 +29,7 @@ from service.qa import QAEngine
 from service.rerank import Reranker, load_reranker
 from service.retrieval import Mode
 from service.schemas import AskResponse
-from service.search_backend import EmbeddedBackend, SearchBackend
+from service.search_backend import BackendUnavailableError, EmbeddedBackend, SearchBackend
 
 log = logging.getLogger("notesqa")
 
@@ -170,7 +170,10 @@ class ServiceState:
         if engine is None:
             raise NotReadyError(self.not_ready_reason or "索引尚未加载")
         started = time.perf_counter()
-        response = engine.ask(question, top_k=top_k, mode=mode, history=history)
+        try:
+            response = engine.ask(question, top_k=top_k, mode=mode, history=history)
+        except BackendUnavailableError as exc:
+            raise NotReadyError(str(exc)) from exc
         self.metrics.latency.observe(time.perf_counter() - started)
         self.metrics.asks.labels(mode, str(response.found).lower()).inc()
         self.metrics.observe_stages(response.timings_ms)

@@ -26,7 +26,7 @@ from indexer.settings import Settings
 from indexer.store import load_index
 from indexer.tokenization import Tokenizer
 from service.glossary import Glossary
-from service.milvus_backend import MilvusBackend, MilvusSource
+from service.milvus_backend import MilvusSource
 from service.qa import QAEngine
 from service.search_backend import EmbeddedBackend
 from tests.conftest import NOTES, cache_root
@@ -90,17 +90,20 @@ def test_keyword_and_vector_scores_are_the_embedded_index_s(milvus_settings: Set
     milvus = MilvusSource(milvus_settings).backend()
     tokenizer = Tokenizer()
 
-    def by_chunk(backend: EmbeddedBackend | MilvusBackend, scores: dict[int, float]) -> dict:  # type: ignore[type-arg]
-        return {backend.chunks[key].id: round(value, 4) for key, value in scores.items()}
+    def same(milvus_scores: dict[int, float], embedded_scores: dict[int, float]) -> bool:
+        """The same chunks (by their own ids) with the same scores (float32 in bm25s)."""
+        ours = {milvus.chunks[k].id: v for k, v in milvus_scores.items()}
+        theirs = {embedded.chunks[k].id: v for k, v in embedded_scores.items()}
+        return bool(ours) and ours.keys() == theirs.keys() and all(
+            abs(ours[k] - theirs[k]) < 1e-4 for k in ours
+        )
 
     for question in ("Deployment 怎么滚动更新", "Secret 保存密码", "Pod 调度到哪个节点",
                      "HorizontalPodAutoscaler CPU"):
         tokens = [t for t in tokenizer.tokenize(question) if t in embedded.vocabulary]
-        assert by_chunk(milvus, milvus.keyword(tokens, 10)) == \
-            by_chunk(embedded, embedded.keyword(tokens, 10)), question
+        assert same(milvus.keyword(tokens, 10), embedded.keyword(tokens, 10)), question
         vector = HashingEmbedder().encode_queries([question])
-        assert by_chunk(milvus, milvus.dense(vector, 10, 4)) == \
-            by_chunk(embedded, embedded.dense(vector, 10, 4)), question
+        assert same(milvus.dense(vector, 10, 4), embedded.dense(vector, 10, 4)), question
 
 
 def test_an_edited_note_replaces_its_chunks_and_nothing_else_is_embedded_again(
@@ -195,7 +198,7 @@ def test_an_unreachable_milvus_is_a_clear_error(hashing_settings: Settings) -> N
 
 
 @pytest.fixture
-def milvus_lite_server(tmp_path: Path) -> Iterator[str]:
+def milvus_lite_process(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`milvus-lite server`: the same client path as a Milvus cluster."""
     port = free_port()
     log = (tmp_path / "milvus.log").open("wb")
@@ -213,10 +216,15 @@ def milvus_lite_server(tmp_path: Path) -> Iterator[str]:
             assert proc.poll() is None and time.monotonic() < deadline, \
                 (tmp_path / "milvus.log").read_text()
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture
+def milvus_lite_server(milvus_lite_process: tuple[str, subprocess.Popen[bytes]]) -> str:
+    return milvus_lite_process[0]
 
 
 def test_two_api_processes_on_one_milvus_answer_alike(
@@ -262,3 +270,22 @@ def test_two_api_processes_on_one_milvus_answer_alike(
             answers.append(replies)
     assert answers[0] == answers[1]
     assert any(c["source"] == "hpa.md" for c in answers[0][2]["citations"])
+
+
+def test_milvus_going_away_is_a_503_in_chinese_not_a_500(
+    milvus_lite_process: tuple[str, subprocess.Popen[bytes]], hashing_settings: Settings
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    uri, proc = milvus_lite_process
+    settings = hashing_settings.model_copy(update={"milvus_uri": uri})
+    index_and_publish(settings)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/ask", json={"question": "Secret 是什么？"}).status_code == 200
+        proc.terminate()
+        proc.wait(timeout=30)
+        r = client.post("/ask", json={"question": "Pod 是什么？"})
+        assert r.status_code == 503
+        assert "Milvus 暂时无法访问" in r.json()["message"]
