@@ -21,6 +21,7 @@ from indexer.tokenization import Tokenizer
 from service.evaluation import EvalReport, evaluate, load_cases
 from service.glossary import Glossary
 from service.qa import QAEngine
+from service.search_backend import EmbeddedBackend
 from tests.conftest import EVAL, HANDBOOK, NOTES, cache_root
 
 pytestmark = pytest.mark.slow
@@ -193,7 +194,8 @@ def test_handbook_read_chunk_by_chunk_scores_as_when_parsed_whole(
 ) -> None:
     """Above EAGER_MAX_CHUNKS chunks are read from disk on demand: same answers."""
     monkeypatch.setattr(chunk_table, "EAGER_MAX_CHUNKS", 0)
-    index = load_build(handbook_engine.index.path)
+    assert isinstance(handbook_engine.backend, EmbeddedBackend)
+    index = load_build(handbook_engine.backend.index.path)
     assert not index.chunks.eager
     settings = Settings(corpus=[HANDBOOK], index_dir=index.path.parent.parent, model="default")
     lazy = QAEngine(index, real_embedder, Tokenizer(), Glossary.load(), settings)
@@ -210,7 +212,6 @@ def _on_milvus(engine: QAEngine, folder: Path) -> QAEngine:
     from indexer.milvus_sync import publish_to_milvus
     from service.abstention import object_names
     from service.milvus_backend import MilvusSource
-    from service.search_backend import EmbeddedBackend
 
     assert isinstance(engine.backend, EmbeddedBackend)
     settings = engine.settings.model_copy(update={"milvus_uri": str(folder / "milvus.db")})
