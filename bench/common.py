@@ -293,13 +293,18 @@ def serving(opts: Options, index_dir: Path, work: Path, timeout: float = 3600,
             time.sleep(0.05)
         yield Server(proc, base, time.perf_counter() - started, log_path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, and kill what does not exit within a minute."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def load_embedder(opts: Options) -> Any:

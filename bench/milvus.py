@@ -29,6 +29,7 @@ from bench.common import (
     real_index,
     rss_mb,
     say,
+    stop,
 )
 
 QUESTIONS = 40  # milvus-lite answers a question in seconds at 100k
@@ -56,12 +57,7 @@ def milvus_lite_server(data_dir: Path) -> Iterator[tuple[str, subprocess.Popen[b
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}", proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         clean(data_dir)
 
