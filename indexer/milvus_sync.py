@@ -22,6 +22,7 @@ from pymilvus import MilvusClient
 
 from indexer.build import embed_key
 from indexer.milvus_store import (
+    DUMMY_DIM,
     PARTS,
     QUERY_BATCH,
     TEXT_MAX,
@@ -37,6 +38,7 @@ from indexer.milvus_store import (
     key_of,
     other,
     part_rows,
+    parts_of,
     read_parts,
     read_served,
     sentence_key,
@@ -58,13 +60,20 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
+class _Part:
+    """One collection's wanted rows: each key with its digest (empty where the key says it
+    all), and how to make a row. Rows are made only for the keys that are written, so a
+    rebuild that changes little holds little in memory."""
+
+    digests: dict[int, str]
+    make: Callable[[int], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class _Rows:
     """A built index as Milvus rows, keyed by content."""
 
-    chunks: dict[int, dict[str, Any]]
-    sentences: dict[int, dict[str, Any]]
-    examples: dict[int, dict[str, Any]]
-    notes: dict[int, dict[str, Any]]
+    parts: dict[str, _Part]  # chunks, sentences, examples, notes
     meta: dict[str, Any]
 
 
@@ -92,19 +101,16 @@ def publish_to_milvus(
             time.sleep(min(wait, settings.reload_poll_seconds + 1))
     _prepare(client, base, target, index.manifest.dimension, index.manifest.model)
     report = SyncReport(target, rows.meta["build_id"])
-    for part, wanted in (
-        ("chunks", rows.chunks), ("sentences", rows.sentences),
-        ("examples", rows.examples), ("notes", rows.notes),
-    ):
+    for part, wanted in rows.parts.items():
         name = collection(base, target, part)
         have = _existing(client, name, with_digest=part == "chunks")
         changed = [
-            key for key, row in wanted.items()
-            if key not in have or (part == "chunks" and have[key] != row["digest"])
+            key for key, digest in wanted.digests.items()
+            if key not in have or have[key] != digest
         ]
-        gone = [key for key in have if key not in wanted]
+        gone = [key for key in have if key not in wanted.digests]
         for i in range(0, len(changed), WRITE_BATCH):
-            client.upsert(name, [wanted[k] for k in changed[i : i + WRITE_BATCH]])
+            client.upsert(name, [wanted.make(k) for k in changed[i : i + WRITE_BATCH]])
         for i in range(0, len(gone), QUERY_BATCH):
             client.delete(name, ids=gone[i : i + QUERY_BATCH])
         report.written[part], report.deleted[part] = len(changed), len(gone)
@@ -196,71 +202,90 @@ def rows_of(index: StoredIndex, published_at: float, names: Collection[str] = ()
         for j, i in enumerate(chunk.command_ids):
             example_keys[("command", i)] = key_of("example", key, "command", j)
 
-    vectors = index.vectors()
-    chunk_rows: dict[int, dict[str, Any]] = {}
-    lengths: list[int] = []
-    for row, (chunk, key) in enumerate(zip(chunks, chunk_keys, strict=True)):
+    lengths = [len(index.terms.tokens(row)) for row in range(len(chunks))]
+
+    def chunk_fields(row: int) -> dict[str, Any]:
+        chunk = chunks[row]
         record = chunk.to_json() | {
             "yaml_ids": [example_keys[("yaml", i)] for i in chunk.yaml_ids],
             "command_ids": [example_keys[("command", i)] for i in chunk.command_ids],
         }
         record_text = json.dumps(record, ensure_ascii=False)
-        tokens = index.terms.tokens(row)
-        lengths.append(len(tokens))
         # Sorted: the table lists them by vocabulary id, which differs between builds.
-        keywords = " ".join(sorted(tokens))
+        keywords = " ".join(sorted(index.terms.tokens(row)))
         _check_size(chunk, record_text, keywords)
         neighbours = ",".join(
             str(chunk_keys[other]) if _same_section(chunks, row, other) else ""
             for other in (row - 1, row + 1)
         )
-        vkey = embed_key(chunk.embedding_text())
-        fields = {"source": chunk.source, "record": record_text, "keywords": keywords,
-                  "neighbours": neighbours, "vkey": vkey,
-                  "sentences": len(index.sentences.of_chunk(row))}
-        digest = hashlib.blake2b(
+        return {"source": chunk.source, "record": record_text, "keywords": keywords,
+                "neighbours": neighbours, "vkey": embed_key(chunk.embedding_text()),
+                "sentences": len(index.sentences.of_chunk(row))}
+
+    def digest_of(fields: dict[str, Any]) -> str:
+        return hashlib.blake2b(
             json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8"),
             digest_size=16,
         ).hexdigest()
-        chunk_rows[key] = {"id": key, "digest": digest, **fields, "dense": vectors[row].tolist()}
 
-    sentence_rows: dict[int, dict[str, Any]] = {}
-    matrix = index.sentence_vectors()
+    chunk_row = {key: row for row, key in enumerate(chunk_keys)}
+
+    def make_chunk(key: int) -> dict[str, Any]:
+        row = chunk_row[key]
+        fields = chunk_fields(row)
+        return {"id": key, "digest": digest_of(fields), **fields,
+                "dense": index.dense.reconstruct(row).tolist()}
+
+    chunk_part = _Part({key: digest_of(chunk_fields(row)) for key, row in chunk_row.items()},
+                       make_chunk)
+
+    sentence_index: dict[int, int] = {}
     for i, sentence in enumerate(index.sentences):
-        chunk = chunks[sentence.chunk]
         # Keyed by position in its chunk: a reader derives the keys from the count.
         position = i - index.sentences.of_chunk(sentence.chunk).start
-        key = sentence_key(chunk_keys[sentence.chunk], position)
-        sentence_rows[key] = {
+        sentence_index[sentence_key(chunk_keys[sentence.chunk], position)] = i
+    matrix = index.sentence_vectors()
+
+    def make_sentence(key: int) -> dict[str, Any]:
+        i = sentence_index[key]
+        sentence = index.sentences[i]
+        chunk = chunks[sentence.chunk]
+        return {
             "id": key, "chunk": chunk_keys[sentence.chunk], "source": chunk.source,
             "vkey": embed_key(sentence.embedding_text(chunk)), "line": sentence.line,
             "ord": sentence.order, "text": sentence.text[: TEXT_MAX // 4],
             "dense": np.asarray(matrix[i], dtype=np.float32).tolist(),
         }
 
-    example_rows: dict[int, dict[str, Any]] = {}
-    for row, chunk in enumerate(chunks):
-        for kind, ids in (("yaml", chunk.yaml_ids), ("command", chunk.command_ids)):
-            for i in ids:
-                key = example_keys[(kind, i)]
-                example = index.yaml[i] if kind == "yaml" else index.commands[i]
-                text = json.dumps(example.to_json(), ensure_ascii=False)
-                if len(text.encode("utf-8")) > TEXT_MAX:
-                    raise MilvusIndexError(
-                        f"{example.source} 第 {example.lines[0]} 行的代码块超过 Milvus 字段上限"
-                        f"（{TEXT_MAX} 字节），请拆分后重新索引"
-                    )
-                example_rows[key] = {
-                    "id": key, "type": kind, "owner": chunk_keys[row], "record": text,
-                    "kind": (getattr(example, "kind", None) or "").lower()[:256],
-                    "v": [0.0, 0.0],
-                }
+    example_of = {key: (kind, i) for (kind, i), key in example_keys.items()}
+    owner_of = {
+        example_keys[(kind, i)]: chunk_keys[row]
+        for row, chunk in enumerate(chunks)
+        for kind, ids in (("yaml", chunk.yaml_ids), ("command", chunk.command_ids))
+        for i in ids
+    }
 
-    note_rows: dict[int, dict[str, Any]] = {}
+    def make_example(key: int) -> dict[str, Any]:
+        kind, i = example_of[key]
+        example = index.yaml[i] if kind == "yaml" else index.commands[i]
+        text = json.dumps(example.to_json(), ensure_ascii=False)
+        if len(text.encode("utf-8")) > TEXT_MAX:
+            raise MilvusIndexError(
+                f"{example.source} 第 {example.lines[0]} 行的代码块超过 Milvus 字段上限"
+                f"（{TEXT_MAX} 字节），请拆分后重新索引"
+            )
+        return {"id": key, "type": kind, "owner": owner_of[key], "record": text,
+                "kind": (getattr(example, "kind", None) or "").lower()[:256],
+                "v": [0.0] * DUMMY_DIM}
+
+    note_of: dict[int, tuple[str, str, int]] = {}  # key -> source, sha256, part
     for source, entry in manifest.files.items():
-        text = index.note_text(source) or ""
-        for part in part_rows(entry.sha256, text):
-            note_rows[part["id"]] = part
+        for part in range(len(parts_of(index.note_text(source) or ""))):
+            note_of[key_of("part", entry.sha256, part)] = (source, entry.sha256, part)
+
+    def make_note(key: int) -> dict[str, Any]:
+        source, sha, part = note_of[key]
+        return part_rows(sha, index.note_text(source) or "")[part]
 
     terms = index.terms
     vocabulary = {word: terms.document_frequency(word) for word in index.bm25.vocab_dict}
@@ -285,7 +310,13 @@ def rows_of(index: StoredIndex, published_at: float, names: Collection[str] = ()
         "kinds": sorted({(e.kind or "").lower() for e in index.yaml}),
         "english": index.english.to_json() if index.english is not None else None,
     }
-    return _Rows(chunk_rows, sentence_rows, example_rows, note_rows, meta)
+    parts = {
+        "chunks": chunk_part,
+        "sentences": _Part(dict.fromkeys(sentence_index, ""), make_sentence),
+        "examples": _Part(dict.fromkeys(example_of, ""), make_example),
+        "notes": _Part(dict.fromkeys(note_of, ""), make_note),
+    }
+    return _Rows(parts, meta)
 
 
 def _same_section(chunks: Sequence[Chunk], row: int, other_row: int) -> bool:
