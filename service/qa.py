@@ -127,7 +127,7 @@ class QAEngine:
         return assess(
             query.forms,
             own_dense,
-            self.retriever.tokens_of([h.row for h in hits[:3]]),
+            self.backend.terms([h.row for h in hits[:3]]),
             unknown,
             self._idf,
             self.abstention,

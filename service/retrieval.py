@@ -4,7 +4,6 @@ by rank or by per-query normalised scores."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -12,7 +11,6 @@ from typing import Literal
 import numpy as np
 
 from indexer.embedding import Embedder
-from indexer.sentences import SentenceRecord
 from indexer.settings import Settings
 from indexer.store import StoredIndex
 from indexer.tokenization import Tokenizer
@@ -169,15 +167,6 @@ class Retriever:
         ]
         timings["fuse"] = (time.perf_counter() - t3) * 1000
         return Retrieval(hits, query, vector, timings, own_dense)
-
-    def sentences(
-        self, row: int, query_vector: np.ndarray | None
-    ) -> list[tuple[SentenceRecord, float | None]]:
-        """The indexed sentences of chunk `row`, each with its similarity to the query."""
-        return self.backend.sentences([row], query_vector)[row]
-
-    def tokens_of(self, rows: Sequence[int]) -> list[frozenset[str]]:
-        return self.backend.terms(rows)
 
     def _best_similarity(self, vector: np.ndarray) -> float:
         """Similarity of the nearest chunk or sentence."""
